@@ -1,0 +1,1 @@
+"""nst: consistent video neural style transfer."""

@@ -1,0 +1,227 @@
+"""The loss terms of style transfer: the only implementation, shared by the Gatys loop and the fast network.
+
+Each term has a plain function (easy to test by hand) and :class:`StyleTransferCriterion` combines the
+weighted terms, returning every term by name for logging. Papers: content and Gram style losses
+(Gatys et al. 2016), total variation and perceptual training (Johnson et al. 2016), the masked temporal
+loss (Ruder et al. 2016/2018), and the noise stability loss (Rainy & de Berker 2018).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nst.errors import NSTError
+from nst.vgg import VGGFeatures
+
+#: Names of the terms the criterion can return (besides ``total``), in logging order.
+TERMS = ("content", "style", "tv", "temporal", "noise")
+
+
+def gram_matrix(features: torch.Tensor) -> torch.Tensor:
+    """Gram matrices (B, C, C) of features (B, C, H, W), normalised by C*H*W; computed in float32."""
+    b, c, h, w = features.shape
+    with torch.autocast(device_type=features.device.type, enabled=False):
+        flat = features.float().reshape(b, c, h * w)
+        return torch.bmm(flat, flat.transpose(1, 2)) / (c * h * w)
+
+
+def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error between feature maps (Gatys et al. 2016, eq. 1, as a mean)."""
+    return F.mse_loss(features.float(), target.float())
+
+
+def style_loss(
+    grams: Mapping[str, torch.Tensor],
+    target_grams: Mapping[str, torch.Tensor],
+    layer_weights: Mapping[str, float] | None = None,
+) -> torch.Tensor:
+    """Weighted mean over layers of the MSE between Gram matrices.
+
+    ``target_grams`` may hold one (1, C, C) matrix per layer; it is broadcast over the batch.
+    Layers weigh equally unless ``layer_weights`` says otherwise; weights are normalised to sum to 1.
+    """
+    weights = {name: 1.0 for name in grams} if layer_weights is None else dict(layer_weights)
+    total_weight = sum(weights[name] for name in grams)
+    loss = sum(weights[name] * (grams[name] - target_grams[name]).pow(2).mean() for name in grams)
+    return loss / total_weight
+
+
+def tv_loss(image: torch.Tensor) -> torch.Tensor:
+    """Total variation with squared differences (Johnson et al. 2016, beta=2), averaged per pixel."""
+    dx = image[..., :, 1:] - image[..., :, :-1]
+    dy = image[..., 1:, :] - image[..., :-1, :]
+    return dx.float().pow(2).mean() + dy.float().pow(2).mean()
+
+
+def temporal_loss(image: torch.Tensor, warped: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """MSE between a frame and the warped previous stylized frame, over valid pixels only (Ruder et al. 2016).
+
+    ``mask`` (B, 1, H, W) or (B, C, H, W) is 1 where the flow is reliable and 0 where it is not
+    (occlusions, motion boundaries); the mean is taken over the valid pixels. No valid pixel gives 0.
+    """
+    diff = (image.float() - warped.float()).pow(2)
+    if mask is None:
+        return diff.mean()
+    mask = mask.float().expand_as(diff)
+    return (diff * mask).sum() / mask.sum().clamp_min(1.0)
+
+
+def noise_stability_loss(output: torch.Tensor, noisy_output: torch.Tensor) -> torch.Tensor:
+    """MSE between stylize(x) and stylize(x + noise) (Rainy & de Berker 2018)."""
+    return F.mse_loss(output.float(), noisy_output.float())
+
+
+def stability_noise(
+    batch: int,
+    height: int,
+    width: int,
+    pixels: int,
+    value_range: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Sparse pixel noise for the stability loss (Rainy & de Berker 2018), shape (batch, 3, H, W).
+
+    In each image, ``pixels`` distinct positions (at most H*W) change in all three channels, each
+    channel by an integer offset in [-value_range, value_range] on a 0-255 scale, returned divided by
+    255. Zero offsets are excluded so every chosen position really changes. Add it to images in [0, 1].
+    """
+    noise = torch.zeros(batch, 3, height * width)
+    pixels = min(int(pixels), height * width)
+    if pixels > 0 and value_range > 0:
+        for i in range(batch):
+            positions = torch.randperm(height * width, generator=generator)[:pixels]
+            magnitude = torch.randint(1, value_range + 1, (3, pixels), generator=generator)
+            sign = torch.randint(0, 2, (3, pixels), generator=generator) * 2 - 1
+            noise[i][:, positions] = (magnitude * sign).float() / 255.0
+    return noise.view(batch, 3, height, width).to(device)
+
+
+def _layer_weights(layers: Sequence[str], weights: Sequence[float] | None, what: str) -> dict[str, float]:
+    if weights is None:
+        return {name: 1.0 for name in layers}
+    if len(weights) != len(layers):
+        raise NSTError(f"loss.{what}_layer_weights has {len(weights)} values for {len(layers)} {what} layers")
+    return {name: float(w) for name, w in zip(layers, weights)}
+
+
+class StyleTransferCriterion(nn.Module):
+    """Weighted content + style + TV + temporal + noise-stability loss, returning each term by name.
+
+    Style targets are set once with :meth:`set_style` (Gram matrices of one or several blended style
+    images, cached and broadcast over any batch). Content targets are features of the content image,
+    from :meth:`content_targets`. ``forward`` returns the *weighted* terms that are enabled (weight > 0
+    and their inputs given) and ``total``, their sum, so logged terms add up to the total.
+
+    Args:
+        encoder: a :class:`VGGFeatures`, or a mapping of its keyword arguments (``weights``,
+            ``pooling``, ``seed``) to build one with exactly the layers needed here.
+        content_layers / style_layers: VGG layer names (see :mod:`nst.vgg`).
+        content_layer_weights / style_layer_weights: optional per-layer weights (default equal).
+        *_weight: the weight of each term; 0 disables it.
+    """
+
+    def __init__(
+        self,
+        encoder: VGGFeatures | Mapping,
+        content_layers: Sequence[str],
+        style_layers: Sequence[str],
+        content_weight: float = 1.0,
+        style_weight: float = 1e6,
+        tv_weight: float = 0.0,
+        temporal_weight: float = 0.0,
+        noise_weight: float = 0.0,
+        content_layer_weights: Sequence[float] | None = None,
+        style_layer_weights: Sequence[float] | None = None,
+    ):
+        super().__init__()
+        self.content_layers = _layer_weights(list(content_layers), content_layer_weights, "content")
+        self.style_layers = _layer_weights(list(style_layers), style_layer_weights, "style")
+        if not isinstance(encoder, VGGFeatures):
+            encoder = VGGFeatures([*self.content_layers, *self.style_layers], **encoder)
+        self.encoder = encoder
+        self.weights = {
+            "content": float(content_weight),
+            "style": float(style_weight),
+            "tv": float(tv_weight),
+            "temporal": float(temporal_weight),
+            "noise": float(noise_weight),
+        }
+        self.target_grams: dict[str, torch.Tensor] = {}
+
+    def enabled(self, term: str) -> bool:
+        """Whether a term has a non-zero weight."""
+        return self.weights[term] != 0
+
+    @torch.no_grad()
+    def set_style(self, images: Sequence[torch.Tensor] | torch.Tensor, blend: Sequence[float] | None = None) -> None:
+        """Compute the target Gram matrices once: a blend-weighted mean over style images (each (1,3,H,W))."""
+        if isinstance(images, torch.Tensor):
+            images = [images]
+        blend = [1.0] * len(images) if blend is None else [float(b) for b in blend]
+        if len(blend) != len(images) or sum(blend) <= 0:
+            raise NSTError(f"style.blend needs one positive weight per style image ({len(images)}), got {blend}")
+        layers = list(self.style_layers)
+        mixed: dict[str, torch.Tensor] = {}
+        for image, weight in zip(images, blend):
+            feats = self.encoder(image.to(self._device()), layers=layers)
+            for name in layers:
+                gram = gram_matrix(feats[name]).mean(0, keepdim=True) * (weight / sum(blend))
+                mixed[name] = mixed[name] + gram if name in mixed else gram
+        self.target_grams = mixed
+
+    @torch.no_grad()
+    def content_targets(self, content: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Features of the content image(s) at the content layers (no gradient)."""
+        return {k: v.detach() for k, v in self.encoder(content, layers=list(self.content_layers)).items()}
+
+    def forward(
+        self,
+        image: torch.Tensor,
+        content_targets: Mapping[str, torch.Tensor] | None = None,
+        *,
+        temporal_target: torch.Tensor | None = None,
+        temporal_mask: torch.Tensor | None = None,
+        noisy_image: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Weighted loss terms of ``image`` (B,3,H,W in [0,1]) and their sum under ``total``.
+
+        ``temporal_target``/``temporal_mask``: the warped previous stylized frame and its validity mask.
+        ``noisy_image``: the network's output for the noisy input, for the stability term.
+        """
+        use_content = self.enabled("content") and content_targets is not None
+        use_style = self.enabled("style")
+        if use_style and not self.target_grams:
+            raise RuntimeError("call set_style() before computing the style loss")
+        layers = [*(self.content_layers if use_content else ()), *(self.style_layers if use_style else ())]
+        feats = self.encoder(image, layers=layers) if layers else {}
+        raw: dict[str, torch.Tensor] = {}
+        if use_content:
+            total_w = sum(self.content_layers.values())
+            raw["content"] = sum(
+                w * content_loss(feats[n], content_targets[n]) for n, w in self.content_layers.items()
+            ) / total_w
+        if use_style:
+            grams = {name: gram_matrix(feats[name]) for name in self.style_layers}
+            raw["style"] = style_loss(grams, self.target_grams, self.style_layers)
+        if self.enabled("tv"):
+            raw["tv"] = tv_loss(image)
+        if self.enabled("temporal") and temporal_target is not None:
+            raw["temporal"] = temporal_loss(image, temporal_target, temporal_mask)
+        if self.enabled("noise") and noisy_image is not None:
+            raw["noise"] = noise_stability_loss(image, noisy_image)
+        terms = {name: self.weights[name] * value for name, value in raw.items()}
+        terms["total"] = sum(terms.values()) if terms else image.new_zeros(())
+        return terms
+
+    def _device(self) -> torch.device:
+        return self.encoder.mean.device
+
+    def _apply(self, fn, *args, **kwargs):  # keep cached Gram targets on the module's device
+        super()._apply(fn, *args, **kwargs)
+        self.target_grams = {k: fn(v) for k, v in self.target_grams.items()}
+        return self
