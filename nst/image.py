@@ -42,9 +42,11 @@ def open_rgb(path: str | os.PathLike) -> Image.Image:
 def _to_rgb8(img: Image.Image) -> Image.Image:
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(img, dtype=np.float64)
-        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        if img.mode == "F":
-            top = max(float(arr.max()), 1.0) if arr.max() > 1 else 1.0
+        peak = float(arr.max()) if arr.size else 0.0
+        if img.mode.startswith("I;16") or peak > 255:
+            top = 65535.0
+        else:
+            top = 1.0 if img.mode == "F" and peak <= 1 else 255.0
         arr = np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         img = Image.fromarray(arr, mode="L")
     if img.mode == "P":

@@ -20,7 +20,8 @@ from urllib.error import URLError
 
 import torch
 from torch import nn
-from torchvision.models import VGG19_Weights, vgg19
+from torchvision.models import VGG19_Weights
+from torchvision.models.vgg import cfgs, make_layers
 
 from nst.errors import NSTError
 
@@ -122,21 +123,31 @@ class VGGFeatures(nn.Module):
         return out
 
 
+def _vgg19_features() -> nn.Sequential:
+    """torchvision's ``vgg19().features`` with its initialisation, without building the 100M-weight classifier."""
+    features = make_layers(cfgs["E"], batch_norm=False)
+    for module in features.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+    return features
+
+
 def _load_features(weights: str, seed: int) -> nn.Sequential:
     if weights == "random":
         _warn_random_weights()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return vgg19(weights=None).features
-    model = vgg19(weights=None)
+            return _vgg19_features()
+    features = _vgg19_features()
     state = _imagenet_state_dict() if weights == "imagenet" else _local_state_dict(Path(weights))
     features_state = {k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")}
     try:
-        model.features.load_state_dict(features_state)
+        features.load_state_dict(features_state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise NSTError(f"vgg.weights={weights} is not a VGG-19 state dict ({first})") from None
-    return model.features
+    return features
 
 
 _RANDOM_WARNED = False

@@ -1,0 +1,144 @@
+"""VGG-19 features: layer names, early stop, weights loading, frozen behaviour."""
+
+from __future__ import annotations
+
+from urllib.error import URLError
+
+import pytest
+import torch
+from torchvision.models import vgg19
+
+from nst.errors import NSTError
+from nst.vgg import LAYER_INDICES, VGGFeatures
+
+
+@pytest.fixture(scope="module")
+def random_vgg_state() -> dict[str, torch.Tensor]:
+    torch.manual_seed(123)
+    return vgg19(weights=None).state_dict()
+
+
+def test_layer_names_map_to_torchvision_indices() -> None:
+    features = vgg19(weights=None).features
+    expected = {"relu1_1": 1, "relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_2": 22, "relu4_3": 24, "relu5_4": 35}
+    for name, index in expected.items():
+        assert LAYER_INDICES[name] == index
+        assert isinstance(features[index], torch.nn.ReLU)
+    for block, first in zip(range(1, 6), (0, 5, 10, 19, 28)):
+        assert LAYER_INDICES[f"conv{block}_1"] == first
+        assert isinstance(features[first], torch.nn.Conv2d)
+        # Keras names include the ReLU: blockN_convM is the post-ReLU output.
+        assert LAYER_INDICES[f"block{block}_conv1"] == first + 1
+        assert isinstance(features[LAYER_INDICES[f"block{block}_pool"]], torch.nn.MaxPool2d)
+    assert LAYER_INDICES["block4_conv2"] == LAYER_INDICES["relu4_2"]
+    assert LAYER_INDICES["block5_pool"] == len(features) - 1
+
+
+def test_keras_and_relu_names_give_the_same_tensor() -> None:
+    vgg = VGGFeatures(["block4_conv2", "relu4_2", "conv4_2"], weights="random")
+    out = vgg(torch.rand(1, 3, 48, 40))
+    assert torch.equal(out["block4_conv2"], out["relu4_2"])
+    assert torch.equal(out["relu4_2"], out["conv4_2"].clamp_min(0))
+    assert (out["conv4_2"] < 0).any(), "pre-ReLU output must not be clobbered by an in-place ReLU"
+
+
+def test_extractor_stops_after_the_deepest_layer() -> None:
+    vgg = VGGFeatures(["relu1_2", "relu3_3"], weights="random")
+    assert len(vgg.features) == LAYER_INDICES["relu3_3"] + 1
+    calls: list[int] = []
+    for i, module in enumerate(vgg.features):
+        module.register_forward_hook(lambda *_, i=i: calls.append(i))
+    out = vgg(torch.rand(1, 3, 32, 32), layers=["relu1_2"])
+    assert set(out) == {"relu1_2"}
+    assert max(calls) == LAYER_INDICES["relu1_2"]
+
+
+def test_unknown_layer_is_a_clear_error() -> None:
+    with pytest.raises(NSTError, match="unknown VGG-19 layer 'relu9_9'"):
+        VGGFeatures(["relu9_9"], weights="random")
+
+
+@pytest.mark.parametrize("full_model", [True, False], ids=["full-model", "features-only"])
+def test_local_state_dict_matches_torchvision(tmp_path, random_vgg_state, full_model: bool) -> None:
+    path = tmp_path / "vgg19.pth"
+    state = random_vgg_state if full_model else {
+        k.removeprefix("features."): v for k, v in random_vgg_state.items() if k.startswith("features.")
+    }
+    torch.save(state, path)
+    ours = VGGFeatures(["relu2_2", "block4_conv2"], weights=str(path))
+    reference = vgg19(weights=None)
+    reference.load_state_dict(random_vgg_state)
+    reference.eval()
+    image = torch.rand(2, 3, 64, 48)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = reference.features[:23]((image - mean) / std)
+        got = ours(image)
+    torch.testing.assert_close(got["block4_conv2"], expected)
+
+
+def test_bad_weights_files(tmp_path) -> None:
+    with pytest.raises(NSTError, match="no such file"):
+        VGGFeatures(["relu1_1"], weights=str(tmp_path / "missing.pth"))
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(NSTError, match="cannot read"):
+        VGGFeatures(["relu1_1"], weights=str(garbage))
+    wrong = tmp_path / "wrong.pth"
+    torch.save({"conv.weight": torch.zeros(3)}, wrong)
+    with pytest.raises(NSTError, match="not a VGG-19 state dict"):
+        VGGFeatures(["relu1_1"], weights=str(wrong))
+
+
+def test_failed_download_names_the_offline_options(monkeypatch) -> None:
+    def unreachable(*args, **kwargs):
+        raise URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", unreachable)
+    with pytest.raises(NSTError) as info:
+        VGGFeatures(["relu1_1"], weights="imagenet")
+    message = str(info.value)
+    assert "could not download" in message
+    assert "vgg.weights=/path/to/vgg19.pth" in message and "vgg.weights=random" in message
+    assert "\n" not in message
+
+
+def test_random_weights_are_seeded_and_warn() -> None:
+    a = VGGFeatures(["relu1_1"], weights="random", seed=1)
+    b = VGGFeatures(["relu1_1"], weights="random", seed=1)
+    c = VGGFeatures(["relu1_1"], weights="random", seed=2)
+    assert torch.equal(a.features[0].weight, b.features[0].weight)
+    assert not torch.equal(a.features[0].weight, c.features[0].weight)
+
+
+def test_random_weights_warning_is_printed(monkeypatch) -> None:
+    import nst.vgg
+
+    monkeypatch.setattr(nst.vgg, "_RANDOM_WARNED", False)
+    with pytest.warns(UserWarning, match="will not look like paintings"):
+        VGGFeatures(["relu1_1"], weights="random")
+
+
+def test_frozen_eval_and_gradients_reach_the_input_only() -> None:
+    vgg = VGGFeatures(["relu2_1"], weights="random")
+    vgg.train()
+    assert not vgg.training
+    assert all(not p.requires_grad for p in vgg.parameters())
+    image = torch.rand(1, 3, 32, 32, requires_grad=True)
+    vgg(image)["relu2_1"].sum().backward()
+    assert image.grad is not None and image.grad.abs().sum() > 0
+    assert all(p.grad is None for p in vgg.parameters())
+
+
+def test_avg_pooling_and_channels_last() -> None:
+    vgg = VGGFeatures(["relu3_1"], weights="random", pooling="avg")
+    assert any(isinstance(m, torch.nn.AvgPool2d) for m in vgg.features)
+    assert not any(isinstance(m, torch.nn.MaxPool2d) for m in vgg.features)
+    image = torch.rand(1, 3, 40, 40)
+    torch.testing.assert_close(
+        vgg(image.contiguous(memory_format=torch.channels_last))["relu3_1"], vgg(image)["relu3_1"]
+    )
+    with pytest.raises(NSTError, match="pooling"):
+        VGGFeatures(["relu1_1"], weights="random", pooling="min")
+
