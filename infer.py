@@ -1,0 +1,28 @@
+"""Stylize images with a trained fast network: ``python infer.py weights=style.pt input=photo.jpg``."""
+
+from __future__ import annotations
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from nst.cli import hydra_entry
+from nst.device import resolve_device
+from nst.errors import NSTError
+from nst.inference import stylize_files
+from nst.transformer_net import load_exported
+
+
+@hydra_entry("infer")
+def main(cfg: DictConfig) -> None:
+    if OmegaConf.is_missing(cfg, "weights"):
+        raise NSTError("infer.py needs weights=PATH: the .pt file that train.py exports at the end of training")
+    device = resolve_device(cfg.device)
+    net = load_exported(cfg.weights, map_location=device)
+    if device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    outputs = stylize_files(net, cfg.input, cfg.output, cfg.max_size)
+    print(f"wrote {len(outputs)} image(s): {outputs[0] if len(outputs) == 1 else outputs[0].parent}")
+
+
+if __name__ == "__main__":
+    main()
