@@ -13,17 +13,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from typing import Any
-
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nst.cli import hydra_entry
-from nst.config import save_resolved_config
+from nst.config import build, save_resolved_config
+from nst.device import resolve_device
 from nst.errors import NSTError
-from nst.gatys import EarlyStopping, load_input, resolve_device, stylize_image
+from nst.gatys import EarlyStopping, load_input, stylize_image
 from nst.gatys_callbacks import build_callbacks
 from nst.image import IMAGE_SUFFIXES, save_image
 
@@ -47,7 +44,7 @@ def main(cfg: DictConfig) -> Path:
     content = load_input(cfg.content, cfg.max_size, "content")
     style_images = [load_input(path, cfg.max_size, "style") for path in styles]
 
-    criterion = _instantiate(cfg.loss, encoder=OmegaConf.to_container(cfg.vgg, resolve=True)).to(device)
+    criterion = build(cfg.loss, encoder=OmegaConf.to_container(cfg.vgg, resolve=True)).to(device)
     early_stop = EarlyStopping(cfg.early_stop.patience, cfg.early_stop.tolerance) if cfg.early_stop.enabled else None
     callbacks = build_callbacks(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), cfg.iterations)
     result = stylize_image(
@@ -56,7 +53,7 @@ def main(cfg: DictConfig) -> Path:
         style_images=style_images,
         style_blend=cfg.style.blend,
         init=cfg.init,
-        optimizer=_instantiate(cfg.optimizer),
+        optimizer=build(cfg.optimizer),
         iterations=cfg.iterations,
         early_stop=early_stop,
         preserve_color=cfg.preserve_color,
@@ -68,16 +65,6 @@ def main(cfg: DictConfig) -> Path:
     print(result.summary(), flush=True)
     print(f"output: {output}", flush=True)
     return output
-
-
-def _instantiate(config: DictConfig, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate``, letting a user error from the target through as itself (one clean line)."""
-    try:
-        return instantiate(config, **kwargs)
-    except InstantiationException as exc:
-        if isinstance(exc.__cause__, NSTError):
-            raise exc.__cause__ from None
-        raise NSTError(f"{config.get('_target_', 'config')}: {str(exc).splitlines()[-1]}") from exc
 
 
 if __name__ == "__main__":

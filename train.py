@@ -19,8 +19,9 @@ from omegaconf import DictConfig
 
 from nst.callbacks import ExportWeights, RunFiles, build_loggers, close_loggers
 from nst.cli import hydra_entry
+from nst.config import build
 from nst.errors import NSTError
-from nst.lit_module import build, build_module, style_paths, trainer_kwargs
+from nst.lit_module import build_module, style_paths, trainer_kwargs
 
 # Lightning's advice to raise num_workers is noise for the small test/smoke setups; real configs set it.
 warnings.filterwarnings("ignore", message=r".*does not have many workers.*")

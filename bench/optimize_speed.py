@@ -29,7 +29,8 @@ from torchvision.models import vgg19
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nst.gatys import load_input, resolve_device, stylize_image  # noqa: E402
+from nst.device import resolve_device  # noqa: E402
+from nst.gatys import load_input, stylize_image  # noqa: E402
 from nst.losses import StyleTransferCriterion  # noqa: E402
 from nst.vgg import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 

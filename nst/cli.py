@@ -44,6 +44,7 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Cal
 
         @functools.wraps(task)
         def entry() -> None:
+            _failed_jobs.clear()
             hydra_main()
             if _failed_jobs:
                 print(f"error: {len(_failed_jobs)} job(s) of the multirun failed", file=sys.stderr)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from nst.errors import NSTError
 from nst.files import atomic_path
 
 #: The repository root (``conf/`` and ``assets/`` live here; installs are editable, see README).
@@ -25,6 +29,22 @@ def save_resolved_config(cfg: DictConfig, path: str | os.PathLike) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(OmegaConf.to_yaml(cfg, resolve=True))
     return path
+
+
+def build(node: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` whose failures are user errors: an :class:`NSTError` raised by the target
+    comes out as itself, anything else the target refused (a bad value, an unknown key) as one
+    :class:`NSTError` naming the target. Hydra would otherwise print a multi-line report."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        while cause is not None and not isinstance(cause, NSTError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from exc
+        target = node.get("_target_", "config") if hasattr(node, "get") else "config"
+        raise NSTError(f"cannot build {target} from the config: {str(exc).splitlines()[-1]}") from exc
 
 
 register_resolvers()

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 
 from nst import color
 from nst.errors import NSTError
-from nst.image import MIN_SIDE, open_rgb, pil_to_tensor, resize_long_side
+from nst.image import load_image
 from nst.losses import TERMS, StyleTransferCriterion
 
 #: What Hydra's ``_partial_: true`` optimizer config instantiates to: params -> optimizer.
@@ -136,46 +136,12 @@ class _Stop(Exception):
     """Leaves the L-BFGS closure between evaluations, when the budget is spent or early stopping fires."""
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; ``cpu``/``cuda[:N]`` as given, with a clear error if absent."""
-    name = str(name)
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise NSTError(f"device must be auto, cpu or cuda (or cuda:N), got {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise NSTError("device=cuda but no CUDA GPU is visible; use device=cpu or device=auto")
-    if device.type not in ("cpu", "cuda"):
-        raise NSTError(f"device must be auto, cpu or cuda, got {name!r}")
-    return device
-
-
 def load_input(path: str | os.PathLike, max_size: int | None, what: str = "input") -> torch.Tensor:
-    """Load a content or style image, long side scaled to ``max_size`` as in the paper.
-
-    Unlike :func:`nst.image.load_image`, an original under ``MIN_SIDE`` px is refused before resizing:
-    upscaling a 1x1 picture to 512 px would invent the whole image.
-    """
-    if max_size is not None and int(max_size) < MIN_SIDE:
-        raise NSTError(f"max_size={max_size} is too small; VGG-19 needs at least {MIN_SIDE} px")
+    """Load a content or style image (see :func:`nst.image.load_image`); errors say which input it was."""
     try:
-        img = open_rgb(path)
+        return load_image(path, max_size)
     except NSTError as exc:
         raise NSTError(f"{what}: {exc}") from None
-    if min(img.size) < MIN_SIDE:
-        raise NSTError(
-            f"{what} image {path} is {img.width}x{img.height}: both sides must be at least {MIN_SIDE} px "
-            f"for VGG-19's five poolings; use a larger image"
-        )
-    img = resize_long_side(img, max_size)
-    if min(img.size) < MIN_SIDE:
-        raise NSTError(
-            f"{what} image {path} is {img.width}x{img.height} after scaling its long side to max_size={max_size}: "
-            f"both sides must be at least {MIN_SIDE} px; use a larger max_size or a less elongated image"
-        )
-    return pil_to_tensor(img)
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

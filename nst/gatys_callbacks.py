@@ -1,7 +1,7 @@
 """Callbacks of the Gatys loop (:mod:`nst.gatys`): progress bar, loss curves (CSV + PNG) and W&B.
 
-:func:`build_callbacks` reads the ``logger`` config as data: a ``csv`` key writes the curves and their plot
-into the run folder, a ``wandb`` key logs the same to Weights & Biases. :class:`WandbLogger` is the only
+:func:`build_callbacks` reads the ``logger`` config as data: ``csv`` or ``wandb`` write the curves and their
+plot into the run folder, and ``wandb`` logs the same to Weights & Biases too. :class:`WandbLogger` is the only
 place this loop touches W&B; it never asks for a login (offline without an API key, see
 :func:`nst.tracking.wandb_mode`) and always finishes its run, so a failed job cannot break a multirun.
 """
@@ -171,13 +171,14 @@ def build_callbacks(
     total: int,
     progress: bool = True,
 ) -> list[Callback]:
-    """The loop's callbacks for a ``logger`` config (keys ``csv`` and/or ``wandb``; empty: none)."""
+    """The loop's callbacks for a ``logger`` config: with ``csv`` and/or ``wandb`` the curves (CSV + PNG) go
+    into the run folder, and with ``wandb`` to W&B as well; an empty config (``logger=none``) writes neither."""
     logger = dict(logger or {})
     unknown = sorted(set(logger) - {"csv", "wandb"})
     if unknown:
         raise NSTError(f"logger {', '.join(unknown)} is not supported by optimize.py; use logger=csv, wandb or none")
     callbacks: list[Callback] = [ProgressBar(total)] if progress else []
-    if "csv" in logger:
+    if logger:  # the run folder keeps its own record whichever trackers are on
         callbacks.append(LossCurves(folder))
     if "wandb" in logger:
         callbacks.append(WandbLogger(logger["wandb"] or {}, folder, config))

@@ -88,14 +88,20 @@ def load_image(
 ) -> torch.Tensor:
     """Load an image file as a (1, 3, H, W) tensor in [0, 1], long side scaled to ``max_size``.
 
-    Images whose short side ends up below ``min_side`` are refused: VGG-19's five poolings
-    need at least 32 px.
+    Images with a side below ``min_side`` are refused, before resizing (upscaling a 1x1 picture would
+    invent the whole image) and after it (a very elongated one): VGG-19's five poolings need 32 px.
     """
-    img = resize_long_side(open_rgb(path), max_size)
+    img = open_rgb(path)
     if min_side and min(img.size) < min_side:
         raise NSTError(
-            f"image {path} is too small ({img.width}x{img.height} after resizing): "
-            f"both sides must be at least {min_side} px for VGG-19; use a larger image or a larger max_size"
+            f"image {path} is {img.width}x{img.height}: both sides must be at least {min_side} px "
+            "for VGG-19's five poolings; use a larger image"
+        )
+    img = resize_long_side(img, max_size)
+    if min_side and min(img.size) < min_side:
+        raise NSTError(
+            f"image {path} is {img.width}x{img.height} after scaling its long side to max_size={max_size}: "
+            f"both sides must be at least {min_side} px; use a larger max_size or a less elongated image"
         )
     return pil_to_tensor(img)
 

@@ -19,11 +19,10 @@ from typing import Any
 
 import lightning as L
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch import nn
 
+from nst.config import build
 from nst.errors import NSTError
 from nst.image import load_image
 from nst.losses import StyleTransferCriterion, noise_stability_loss, stability_noise
@@ -209,20 +208,6 @@ class StyleTransferModule(L.LightningModule):
         state = checkpoint["state_dict"]
         for key, value in self.criterion.state_dict(prefix=FROZEN_PREFIX).items():
             state.setdefault(key, value)
-
-
-def build(node: Any, **kwargs: Any) -> Any:
-    """``hydra.utils.instantiate``, but a user error raised inside the target stays an :class:`NSTError`
-    (Hydra wraps it in an ``InstantiationException``, which would print a traceback-style report)."""
-    try:
-        return instantiate(node, **kwargs)
-    except InstantiationException as exc:
-        cause = exc.__cause__
-        while cause is not None and not isinstance(cause, NSTError):
-            cause = cause.__cause__
-        if cause is None:
-            raise
-        raise cause from exc
 
 
 def build_criterion(cfg: DictConfig) -> StyleTransferCriterion:

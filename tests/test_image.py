@@ -12,10 +12,10 @@ from nst.image import load_image, save_image
 
 
 def test_rgb_round_trip_and_resize(tmp_path) -> None:
-    arr = np.random.default_rng(0).integers(0, 256, (30, 50, 3), dtype=np.uint8)
+    arr = np.random.default_rng(0).integers(0, 256, (36, 60, 3), dtype=np.uint8)
     Image.fromarray(arr).save(tmp_path / "a.png")
     image = load_image(tmp_path / "a.png", min_side=None)
-    assert image.shape == (1, 3, 30, 50) and image.dtype == torch.float32
+    assert image.shape == (1, 3, 36, 60) and image.dtype == torch.float32
     assert torch.equal((image[0].permute(1, 2, 0) * 255).round().byte(), torch.from_numpy(arr))
     resized = load_image(tmp_path / "a.png", max_size=100)
     assert resized.shape == (1, 3, 60, 100), "long side scaled to max_size, aspect kept"
@@ -61,10 +61,10 @@ def test_missing_corrupt_and_tiny_files_are_clear_errors(tmp_path) -> None:
     with pytest.raises(NSTError, match="cannot read image .*corrupt.jpg"):
         load_image(tmp_path / "corrupt.jpg")
     Image.new("RGB", (1, 1)).save(tmp_path / "dot.png")
-    with pytest.raises(NSTError, match="too small .*1x1.*at least 32 px"):
-        load_image(tmp_path / "dot.png")
-    Image.new("RGB", (400, 20)).save(tmp_path / "strip.png")
-    with pytest.raises(NSTError, match="too small"):
+    with pytest.raises(NSTError, match=r"dot\.png is 1x1: .*at least 32 px"):
+        load_image(tmp_path / "dot.png", max_size=512)  # refused before upscaling
+    Image.new("RGB", (400, 40)).save(tmp_path / "strip.png")
+    with pytest.raises(NSTError, match=r"strip\.png is 256x26 after scaling .*max_size=256"):
         load_image(tmp_path / "strip.png", max_size=256)
 
 

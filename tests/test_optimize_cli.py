@@ -211,7 +211,7 @@ def test_one_pixel_content_is_refused(entry, monkeypatch, capsys, tmp_path: Path
     tiny = tmp_path / "tiny.png"
     Image.new("RGB", (1, 1), (255, 0, 0)).save(tiny)
     line = _fails(entry, monkeypatch, capsys, tmp_path, [f"content={tiny}"])
-    assert f"content image {tiny} is 1x1" in line and "32 px" in line
+    assert f"content: image {tiny} is 1x1" in line and "32 px" in line
 
 
 def test_output_without_image_suffix_is_refused_before_running(entry, monkeypatch, capsys, tmp_path: Path) -> None:

@@ -12,7 +12,12 @@ from torch import nn
 
 import nst.transformer_net as tn
 from nst.errors import NSTError
-from nst.transformer_net import ResidualBlock, TransformerNet, export_weights, load_exported
+from nst.transformer_net import (
+    ResidualBlock,
+    TransformerNet,
+    export_weights,
+    load_exported,
+)
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "model" / "transformer_net.yaml"
 
