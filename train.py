@@ -38,6 +38,7 @@ def train(cfg: DictConfig) -> float | None:
     if ckpt_path and not Path(ckpt_path).is_file():
         raise NSTError(f"ckpt_path: no such checkpoint {ckpt_path}; use e.g. <run dir>/checkpoints/last.ckpt")
     datamodule = build(cfg.data)
+    datamodule.setup("fit")  # a missing dataset is reported before VGG-19 is loaded (or downloaded)
     module = build_module(cfg)
     callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks.append(RunFiles(run_dir, cfg, style_paths(cfg.style)))
