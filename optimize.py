@@ -14,10 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from nst.cli import hydra_entry
-from nst.config import build, save_resolved_config
+from nst.config import build, save_resolved_config, style_paths
 from nst.device import resolve_device
 from nst.errors import NSTError
 from nst.gatys import EarlyStopping, load_input, stylize_image
@@ -38,9 +38,7 @@ def main(cfg: DictConfig) -> Path:
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # one image size for the whole run
 
-    styles = cfg.style.image if isinstance(cfg.style.image, ListConfig) else [cfg.style.image]
-    if not styles:
-        raise NSTError("style.image is empty; give a path, or a list of paths to blend")
+    styles = style_paths(cfg.style)
     content = load_input(cfg.content, cfg.max_size, "content")
     style_images = [load_input(path, cfg.max_size, "style") for path in styles]
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from nst.errors import NSTError
 from nst.files import atomic_path
@@ -45,6 +45,15 @@ def build(node: Any, **kwargs: Any) -> Any:
             raise cause from exc
         target = node.get("_target_", "config") if hasattr(node, "get") else "config"
         raise NSTError(f"cannot build {target} from the config: {str(exc).splitlines()[-1]}") from exc
+
+
+def style_paths(style: DictConfig) -> list[Path]:
+    """``style.image`` as a list of paths: one path, or a list of images to blend (``style.blend``)."""
+    images = style.image
+    paths = list(images) if isinstance(images, (ListConfig, list, tuple)) else [images]
+    if not paths:
+        raise NSTError("style.image is empty; give one style image path or a list of them")
+    return [Path(str(p)).expanduser() for p in paths]
 
 
 register_resolvers()

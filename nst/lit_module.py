@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from nst.config import build
+from nst.config import build, style_paths
 from nst.errors import NSTError
 from nst.image import load_image
 from nst.losses import StyleTransferCriterion, noise_stability_loss, stability_noise
@@ -215,15 +214,6 @@ def build_criterion(cfg: DictConfig) -> StyleTransferCriterion:
     noise = cfg.noise
     noise_weight = float(noise.weight) if noise.pixels > 0 and noise.range > 0 else 0.0
     return build(cfg.loss, encoder=OmegaConf.to_container(cfg.vgg, resolve=True), noise_weight=noise_weight)
-
-
-def style_paths(style: DictConfig) -> list[Path]:
-    """``style.image`` as a list of paths (one path or a list)."""
-    images = style.image
-    paths = list(images) if isinstance(images, (ListConfig, list, tuple)) else [images]
-    if not paths:
-        raise NSTError("style.image is empty; give one style image path or a list of them")
-    return [Path(str(p)).expanduser() for p in paths]
 
 
 def load_style_images(style: DictConfig, size: int | None) -> list[torch.Tensor]:

@@ -4,13 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
 
 # Tests never reach W&B's servers, and never ask for a login.
 os.environ.setdefault("WANDB_MODE", "offline")
