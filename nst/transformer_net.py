@@ -96,7 +96,11 @@ class TransformerNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         y = _pad_bottom_right(x)
-        y = self.head(self.decoder(self.residuals(self.encoder(y))))
+        y = self.decoder(self.residuals(self.encoder(y)))
+        # The RGB head runs in float32 even under bf16 autocast: bf16's 8-bit mantissa would quantise the
+        # output to ~0.002 steps, as large as the differences the noise stability loss must see.
+        with torch.autocast(device_type=y.device.type, enabled=False):
+            y = self.head(y.float())
         return torch.sigmoid(y[..., :h, :w])
 
 
