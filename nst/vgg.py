@@ -123,10 +123,13 @@ class VGGFeatures(nn.Module):
         return out
 
 
-def _vgg19_features() -> nn.Sequential:
-    """torchvision's ``vgg19().features`` with its initialisation, without building the 100M-weight classifier."""
+def _vgg19_features(initialise: bool = True) -> nn.Sequential:
+    """torchvision's ``vgg19().features`` with its initialisation, without building the 100M-weight classifier.
+
+    ``initialise=False`` skips the random initialisation of weights that a state dict will overwrite.
+    """
     features = make_layers(cfgs["E"], batch_norm=False)
-    for module in features.modules():
+    for module in features.modules() if initialise else ():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
             nn.init.zeros_(module.bias)
@@ -139,7 +142,7 @@ def _load_features(weights: str, seed: int) -> nn.Sequential:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             return _vgg19_features()
-    features = _vgg19_features()
+    features = _vgg19_features(initialise=False)
     state = _imagenet_state_dict() if weights == "imagenet" else _local_state_dict(Path(weights))
     features_state = {k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")}
     try:
