@@ -5,11 +5,11 @@ from __future__ import annotations
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from nst.cli import hydra_entry
-from nst.device import resolve_device
+from nst.app.cli import hydra_entry
+from nst.app.device import resolve_device
 from nst.errors import NSTError
-from nst.inference import stylize_files
-from nst.transformer_net import load_exported
+from nst.fastnet.export import load_exported
+from nst.fastnet.inference import stylize_files
 
 
 @hydra_entry("infer")

@@ -14,15 +14,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from nst.cli import hydra_entry
-from nst.config import build, save_resolved_config, style_paths
-from nst.device import resolve_device
+from nst.app.builders import build_criterion
+from nst.app.cli import hydra_entry
+from nst.app.config import build, plain, style_paths
+from nst.app.device import resolve_device
+from nst.app.run_info import resolved_dict, save_run_info
 from nst.errors import NSTError
-from nst.gatys import EarlyStopping, load_input, stylize_image
-from nst.gatys_callbacks import build_callbacks
-from nst.image import IMAGE_SUFFIXES, save_image
+from nst.gatys.callbacks import build_callbacks
+from nst.gatys.image import stylize_image
+from nst.gatys.loop import LoopSettings
+from nst.io.image import IMAGE_SUFFIXES, load_input, load_style_images, save_image
 
 
 @hydra_entry("optimize")
@@ -32,30 +35,31 @@ def main(cfg: DictConfig) -> Path:
     output = Path(cfg.output)
     if output.suffix.lower() not in IMAGE_SUFFIXES:
         raise NSTError(f"output={output} has no image suffix; use one of {', '.join(IMAGE_SUFFIXES)}")
-    save_resolved_config(cfg, run_dir / "config.yaml")
+    save_run_info(cfg, run_dir)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # one image size for the whole run
 
-    styles = style_paths(cfg.style)
     content = load_input(cfg.content, cfg.max_size, "content")
-    style_images = [load_input(path, cfg.max_size, "style") for path in styles]
-
-    criterion = build(cfg.loss, encoder=OmegaConf.to_container(cfg.vgg, resolve=True)).to(device)
-    early_stop = EarlyStopping(cfg.early_stop.patience, cfg.early_stop.tolerance) if cfg.early_stop.enabled else None
-    callbacks = build_callbacks(cfg.logger, run_dir, OmegaConf.to_container(cfg, resolve=True), cfg.iterations)
+    style_images = load_style_images(style_paths(cfg.style), cfg.max_size)
+    criterion = build_criterion(cfg).to(device)
+    settings = LoopSettings(
+        iterations=cfg.iterations,
+        optimizer=build(cfg.optimizer),
+        patience=cfg.early_stop.patience if cfg.early_stop.enabled else None,
+        tolerance=cfg.early_stop.tolerance,
+        precision=cfg.precision,
+    )
+    callbacks = build_callbacks(plain(cfg.logger), run_dir, resolved_dict(cfg), cfg.iterations)
     result = stylize_image(
         content,
         criterion,
+        settings=settings,
         style_images=style_images,
-        style_blend=cfg.style.blend,
+        style_blend=plain(cfg.style.blend),
         init=cfg.init,
-        optimizer=build(cfg.optimizer),
-        iterations=cfg.iterations,
-        early_stop=early_stop,
         preserve_color=cfg.preserve_color,
-        precision=cfg.precision,
         callbacks=callbacks,
         seed=cfg.seed,
     )

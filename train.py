@@ -13,15 +13,17 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from nst.callbacks import ExportWeights, RunFiles, build_loggers, close_loggers
-from nst.cli import hydra_entry
-from nst.config import build
+from nst.app.builders import build_module
+from nst.app.cli import hydra_entry
+from nst.app.config import build, plain, style_paths
+from nst.app.run_info import git_commit, resolved_dict, resolved_yaml
 from nst.errors import NSTError
-from nst.lit_module import build_module, style_paths, trainer_kwargs
+from nst.fastnet.callbacks import ExportWeights, RunFiles
+from nst.fastnet.loggers import build_loggers, close_loggers
+from nst.fastnet.module import seed_training
 
 # Lightning's advice to raise num_workers is noise for the small test/smoke setups; real configs set it.
 warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
@@ -31,7 +33,7 @@ warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the st
 
 def train(cfg: DictConfig) -> float | None:
     """Fit the network described by ``cfg``; return ``cfg.optimized_metric``'s last value (for sweepers)."""
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    seed_training(cfg.seed)
     torch.set_float32_matmul_precision("high")  # TF32 on Ampere+ GPUs; no effect on the CPU
     run_dir = Path(cfg.paths.output_dir)
     ckpt_path = cfg.get("ckpt_path")
@@ -41,9 +43,9 @@ def train(cfg: DictConfig) -> float | None:
     datamodule.setup("fit")  # a missing dataset is reported before VGG-19 is loaded (or downloaded)
     module = build_module(cfg)
     callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    callbacks.append(RunFiles(run_dir, cfg, style_paths(cfg.style)))
-    loggers = build_loggers(cfg.get("logger"), run_dir)
-    trainer = L.Trainer(**trainer_kwargs(cfg.trainer), logger=loggers or False, callbacks=callbacks)
+    callbacks.append(RunFiles(run_dir, resolved_dict(cfg), resolved_yaml(cfg), git_commit(), style_paths(cfg.style)))
+    loggers = build_loggers(plain(cfg.get("logger")), run_dir)
+    trainer = build(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     failed = True
     try:
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)

@@ -29,10 +29,12 @@ from torchvision.models import vgg19
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nst.device import resolve_device  # noqa: E402
-from nst.gatys import load_input, stylize_image  # noqa: E402
+from nst.app.device import resolve_device  # noqa: E402
+from nst.gatys.image import stylize_image  # noqa: E402
+from nst.gatys.loop import LoopSettings  # noqa: E402
+from nst.io.image import load_input  # noqa: E402
 from nst.losses import StyleTransferCriterion  # noqa: E402
-from nst.vgg import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from nst.vgg import IMAGENET_MEAN, IMAGENET_STD, VGGFeatures  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENT_LAYERS = ["block4_conv2"]
@@ -133,9 +135,15 @@ def baseline_seconds(cnn: nn.Sequential, content: torch.Tensor, style: torch.Ten
 
 # --- ours ---
 def _criterion(device: torch.device) -> StyleTransferCriterion:
-    return StyleTransferCriterion(
-        {"weights": "random", "seed": 0}, CONTENT_LAYERS, STYLE_LAYERS, style_weight=STYLE_WEIGHT
-    ).to(device)
+    encoder = functools.partial(VGGFeatures, weights="random", seed=0)
+    return StyleTransferCriterion(encoder, CONTENT_LAYERS, STYLE_LAYERS, style_weight=STYLE_WEIGHT).to(device)
+
+
+def _stylize(content: torch.Tensor, crit: StyleTransferCriterion, **kwargs):
+    """``stylize_image`` with the loop settings as keywords, early stop off: every run does the same work."""
+    fields = ("iterations", "optimizer", "precision", "channels_last")
+    settings = LoopSettings(patience=None, **{k: kwargs.pop(k) for k in fields if k in kwargs})
+    return stylize_image(content, crit, settings=settings, **kwargs)
 
 
 def ours_seconds(content: torch.Tensor, style: torch.Tensor, iters: int, **kwargs) -> tuple[float, float]:
@@ -195,7 +203,7 @@ def speed(device: torch.device, iters: int, rounds: int) -> None:
         content, style = _images((342, 512), device)
         for precision in ("fp32", "bf16"):
             crit = _criterion(device)
-            result = stylize_image(content, crit, style_images=[style], iterations=300, precision=precision)
+            result = _stylize(content, crit, style_images=[style], iterations=300, precision=precision)
             print(f"300 L-BFGS iterations at 512x342, {precision}: {result.seconds:.2f} s "
                   f"(target < 3 s, setup included)")
 
@@ -210,9 +218,9 @@ def precision_check(device: torch.device, size: int = 128, iterations: int = 100
           f"final total loss ratio, mean |image diff| (0-255 scale), median relative difference of the curve")
     for opt_name, optimizer in (("lbfgs", None), ("adam", adam)):
 
-        def run(init: torch.Tensor, precision: str):
-            return stylize_image(content, _criterion(device), style_images=[style], init=init, optimizer=optimizer,
-                                 iterations=iterations, precision=precision)
+        def run(init: torch.Tensor, precision: str, optimizer=optimizer):
+            return _stylize(content, _criterion(device), style_images=[style], init=init, optimizer=optimizer,
+                            iterations=iterations, precision=precision)
 
         ref = run(content, "fp32")
         print(f"  {opt_name:<5} fp32                     final total {ref.history['loss/total'][-1]:.4g}")

@@ -37,13 +37,14 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nst.callbacks import build_loggers  # noqa: E402
-from nst.config import CONF_DIR  # noqa: E402
-from nst.data import StyleDataModule  # noqa: E402
-from nst.image import load_image  # noqa: E402
-from nst.lit_module import build, build_module, trainer_kwargs  # noqa: E402
+from nst.app.builders import build_module  # noqa: E402
+from nst.app.config import CONF_DIR, build, plain  # noqa: E402
+from nst.fastnet.data import StyleDataModule  # noqa: E402
+from nst.fastnet.loggers import build_loggers  # noqa: E402
+from nst.fastnet.module import seed_training  # noqa: E402
+from nst.fastnet.transformer_net import TransformerNet  # noqa: E402
+from nst.io.image import load_image  # noqa: E402
 from nst.losses import content_loss, gram_matrix, style_loss  # noqa: E402
-from nst.transformer_net import TransformerNet  # noqa: E402
 from nst.vgg import VGGFeatures  # noqa: E402
 
 STYLE_LAYERS = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
@@ -127,7 +128,7 @@ def ours(args: argparse.Namespace, images: Path, out: Path, device: torch.device
         "vgg.weights=random",
         f"noise.pixels={noise_pixels}",
         f"trainer={'gpu' if cuda else 'cpu'}",
-        f"trainer.compile={str(args.compile).lower()}",
+        f"model.compile={str(args.compile).lower()}",
         f"trainer.max_steps={args.warmup + args.steps + 1}",
         "trainer.val_check_interval=100000",
         "trainer.enable_progress_bar=false",
@@ -138,10 +139,10 @@ def ours(args: argparse.Namespace, images: Path, out: Path, device: torch.device
     ]
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=overrides)
-    L.seed_everything(0, verbose=False)
+    seed_training(0)
     clock = StepClock()
     callbacks = [build(c) for c in cfg.callbacks.values() if c is not None] + [clock]
-    trainer = L.Trainer(**trainer_kwargs(cfg.trainer), logger=build_loggers(cfg.logger, out), callbacks=callbacks)
+    trainer = build(cfg.trainer, logger=build_loggers(plain(cfg.logger), out), callbacks=callbacks)
     trainer.fit(build_module(cfg), datamodule=build(cfg.data))
     return step_times(clock.stamps, args.warmup)
 
@@ -161,7 +162,8 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     torch.set_float32_matmul_precision("high")
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"device: {name}; {args.size}x{args.size}, batch {args.batch}, {args.steps} timed steps, {args.warmup} warm-up")
+    print(f"device: {name}; {args.size}x{args.size}, batch {args.batch}, "
+          f"{args.steps} timed steps, {args.warmup} warm-up")
     with tempfile.TemporaryDirectory() as tmp:
         n_images = max(16, args.batch * (args.warmup + args.steps + 2))
         images = make_images(Path(tmp, "images"), n=n_images, size=args.size)

@@ -8,14 +8,29 @@ loss (Ruder et al. 2016/2018), and the noise stability loss (Rainy & de Berker 2
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nst.errors import NSTError
-from nst.vgg import VGGFeatures
+
+
+class Encoder(Protocol):
+    """What the criterion needs of an encoder: features by layer name, and the device it runs on.
+
+    :class:`~nst.vgg.VGGFeatures` is one; tests pass a tiny 1x1-conv encoder.
+    """
+
+    device: torch.device
+
+    def __call__(self, image: torch.Tensor, layers: Sequence[str]) -> dict[str, torch.Tensor]: ...
+
+
+#: Builds an encoder able to return the given layers (e.g. ``VGGFeatures`` with its settings bound).
+EncoderFactory = Callable[[list[str]], Encoder]
 
 #: Names of the terms the criterion can return (besides ``total``), in logging order.
 TERMS = ("content", "style", "tv", "temporal", "noise")
@@ -75,32 +90,6 @@ def noise_stability_loss(output: torch.Tensor, noisy_output: torch.Tensor) -> to
     return F.mse_loss(output.float(), noisy_output.float())
 
 
-def stability_noise(
-    batch: int,
-    height: int,
-    width: int,
-    pixels: int,
-    value_range: int,
-    generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """Sparse pixel noise for the stability loss (Rainy & de Berker 2018), shape (batch, 3, H, W).
-
-    In each image, ``pixels`` distinct positions (at most H*W) change in all three channels, each
-    channel by an integer offset in [-value_range, value_range] on a 0-255 scale, returned divided by
-    255. Zero offsets are excluded so every chosen position really changes. Add it to images in [0, 1].
-    """
-    noise = torch.zeros(batch, 3, height * width)
-    pixels = min(int(pixels), height * width)
-    if pixels > 0 and value_range > 0:
-        for i in range(batch):
-            positions = torch.randperm(height * width, generator=generator)[:pixels]
-            magnitude = torch.randint(1, value_range + 1, (3, pixels), generator=generator)
-            sign = torch.randint(0, 2, (3, pixels), generator=generator) * 2 - 1
-            noise[i][:, positions] = (magnitude * sign).float() / 255.0
-    return noise.view(batch, 3, height, width).to(device)
-
-
 def _layer_weights(layers: Sequence[str], weights: Sequence[float] | None, what: str) -> dict[str, float]:
     if weights is None:
         return {name: 1.0 for name in layers}
@@ -118,8 +107,9 @@ class StyleTransferCriterion(nn.Module):
     and their inputs given) and ``total``, their sum, so logged terms add up to the total.
 
     Args:
-        encoder: a :class:`VGGFeatures`, or a mapping of its keyword arguments (``weights``,
-            ``pooling``, ``seed``) to build one with exactly the layers needed here.
+        encoder: an :class:`Encoder` (an ``nn.Module`` mapping ``(image, layers)`` to features, with a
+            ``device``), or a factory ``layers -> encoder`` (Hydra ``_partial_`` of
+            :class:`~nst.vgg.VGGFeatures`), called with exactly the layers needed here.
         content_layers / style_layers: VGG layer names (see :mod:`nst.vgg`).
         content_layer_weights / style_layer_weights: optional per-layer weights (default equal).
         *_weight: the weight of each term; 0 disables it.
@@ -127,7 +117,7 @@ class StyleTransferCriterion(nn.Module):
 
     def __init__(
         self,
-        encoder: VGGFeatures | Mapping,
+        encoder: Encoder | EncoderFactory,
         content_layers: Sequence[str],
         style_layers: Sequence[str],
         content_weight: float = 1.0,
@@ -141,8 +131,8 @@ class StyleTransferCriterion(nn.Module):
         super().__init__()
         self.content_layers = _layer_weights(list(content_layers), content_layer_weights, "content")
         self.style_layers = _layer_weights(list(style_layers), style_layer_weights, "style")
-        if not isinstance(encoder, VGGFeatures):
-            encoder = VGGFeatures([*self.content_layers, *self.style_layers], **encoder)
+        if not isinstance(encoder, nn.Module):
+            encoder = encoder([*self.content_layers, *self.style_layers])
         self.encoder = encoder
         self.weights = {
             "content": float(content_weight),
@@ -168,7 +158,7 @@ class StyleTransferCriterion(nn.Module):
         layers = list(self.style_layers)
         mixed: dict[str, torch.Tensor] = {}
         for image, weight in zip(images, blend):
-            feats = self.encoder(image.to(self._device()), layers=layers)
+            feats = self.encoder(image.to(self.device), layers=layers)
             for name in layers:
                 gram = gram_matrix(feats[name]).mean(0, keepdim=True) * (weight / sum(blend))
                 mixed[name] = mixed[name] + gram if name in mixed else gram
@@ -218,8 +208,10 @@ class StyleTransferCriterion(nn.Module):
         terms["total"] = sum(terms.values()) if terms else image.new_zeros(())
         return terms
 
-    def _device(self) -> torch.device:
-        return self.encoder.mean.device
+    @property
+    def device(self) -> torch.device:
+        """The device the encoder (and so the loss) runs on."""
+        return self.encoder.device
 
     def _apply(self, fn, *args, **kwargs):  # keep cached Gram targets on the module's device
         super()._apply(fn, *args, **kwargs)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import netrc
 import os
+from pathlib import Path
 
 
 def wandb_mode(requested: str | None = None) -> str:
@@ -23,3 +24,8 @@ def wandb_mode(requested: str | None = None) -> str:
     except (OSError, netrc.NetrcParseError):
         auth = None
     return "online" if auth else "offline"
+
+
+def wandb_dir(run_dir: str | os.PathLike) -> Path:
+    """Where W&B writes its ``wandb/`` folder: ``WANDB_DIR`` when set, as W&B users expect, else the run folder."""
+    return Path(os.environ.get("WANDB_DIR") or run_dir)

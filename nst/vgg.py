@@ -95,6 +95,11 @@ class VGGFeatures(nn.Module):
         self.requires_grad_(False)
         self.eval()
 
+    @property
+    def device(self) -> torch.device:
+        """The device of the encoder's weights, where images must be to go through it."""
+        return self.mean.device
+
     def train(self, mode: bool = True) -> VGGFeatures:
         """Stay in eval mode whatever a parent module asks: the encoder is a fixed measuring device."""
         return super().train(False)
@@ -181,7 +186,9 @@ def _imagenet_state_dict() -> dict[str, torch.Tensor]:
         return torch.hub.load_state_dict_from_url(url, progress=True, check_hash=True, weights_only=True)
     except (URLError, OSError, RuntimeError, ConnectionError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise NSTError(f"could not download the VGG-19 ImageNet weights from {url} ({reason}); {_offline_hint()}") from exc
+        raise NSTError(
+            f"could not download the VGG-19 ImageNet weights from {url} ({reason}); {_offline_hint()}"
+        ) from exc
 
 
 def _local_state_dict(path: Path) -> dict[str, torch.Tensor]:

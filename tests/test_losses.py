@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
+from torch import nn
 
 from nst.errors import NSTError
 from nst.losses import (
@@ -11,7 +14,6 @@ from nst.losses import (
     content_loss,
     gram_matrix,
     noise_stability_loss,
-    stability_noise,
     style_loss,
     temporal_loss,
     tv_loss,
@@ -82,28 +84,6 @@ def test_gradients_by_hand() -> None:
     torch.testing.assert_close(x.grad, dx + dy)
 
 
-def test_stability_noise_changes_exactly_pixels_positions_within_range() -> None:
-    generator = torch.Generator().manual_seed(0)
-    noise = stability_noise(3, 20, 30, pixels=50, value_range=30, generator=generator)
-    assert noise.shape == (3, 3, 20, 30)
-    changed = (noise != 0).any(dim=1)  # positions, all channels
-    assert changed.sum(dim=(1, 2)).tolist() == [50, 50, 50]
-    assert ((noise != 0).all(dim=1) == changed).all(), "every chosen position changes in all 3 channels"
-    steps = noise * 255
-    assert torch.allclose(steps, steps.round(), atol=1e-4), "integer offsets on the 0-255 scale"
-    assert steps.abs().max() <= 30 + 1e-4
-    assert steps.abs().max() > 20, "offsets use the whole range"
-    assert not torch.equal(changed[0], changed[1]), "each image gets its own positions"
-
-
-def test_stability_noise_is_seeded_and_can_be_off() -> None:
-    a = stability_noise(1, 8, 8, 10, 5, generator=torch.Generator().manual_seed(1))
-    b = stability_noise(1, 8, 8, 10, 5, generator=torch.Generator().manual_seed(1))
-    assert torch.equal(a, b)
-    assert stability_noise(1, 8, 8, 0, 30).abs().sum() == 0
-    assert (stability_noise(1, 4, 4, 1000, 30) != 0).any(dim=1).sum() == 16, "capped at H*W positions"
-
-
 def test_criterion_total_is_weighted_sum_of_enabled_terms(encoder) -> None:
     weights = dict(content_weight=2.0, style_weight=1e4, tv_weight=0.5, temporal_weight=3.0, noise_weight=7.0)
     criterion = StyleTransferCriterion(encoder, CONTENT, STYLE, **weights)
@@ -159,9 +139,37 @@ def test_gradient_flows_to_the_image_only(encoder) -> None:
     assert all(p.grad is None for p in criterion.parameters())
 
 
-def test_criterion_builds_its_encoder_from_config() -> None:
-    criterion = StyleTransferCriterion({"weights": "random", "pooling": "avg"}, ["relu3_3"], ["relu1_2", "relu2_2"])
+def test_criterion_builds_its_encoder_from_a_factory() -> None:
+    factory = functools.partial(VGGFeatures, weights="random", pooling="avg")  # what vgg=default instantiates to
+    criterion = StyleTransferCriterion(factory, ["relu3_3"], ["relu1_2", "relu2_2"])
     assert criterion.encoder.pooling == "avg"
     assert len(criterion.encoder.features) == 16  # stops at relu3_3
     with pytest.raises(NSTError, match="style_layer_weights"):
         StyleTransferCriterion(criterion.encoder, ["relu3_3"], ["relu1_2"], style_layer_weights=[1.0, 2.0])
+
+
+class TinyEncoder(nn.Module):
+    """Any module mapping (image, layers) to features, with a ``device``, serves the criterion."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.convs = nn.ModuleDict({"a": nn.Conv2d(3, 4, 1), "b": nn.Conv2d(3, 5, 1)})
+        self.requires_grad_(False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.convs["a"].weight.device
+
+    def forward(self, image: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+        return {name: torch.relu(self.convs[name](image)) for name in layers}
+
+
+def test_criterion_takes_any_encoder_with_a_device() -> None:
+    criterion = StyleTransferCriterion(TinyEncoder(), ["a"], ["a", "b"], style_weight=10.0)
+    assert criterion.device == torch.device("cpu")
+    criterion.set_style(torch.rand(1, 3, 16, 16))
+    assert criterion.target_grams["b"].shape == (1, 5, 5)
+    image = torch.rand(1, 3, 16, 16, requires_grad=True)
+    terms = criterion(image, criterion.content_targets(torch.rand(1, 3, 16, 16)))
+    terms["total"].backward()
+    assert set(terms) == {"content", "style", "total"} and image.grad.abs().sum() > 0

@@ -1,0 +1,33 @@
+"""Objects that need several config nodes at once: the shared criterion and the training module.
+
+Each node is a constructor (``_target_`` + arguments); these functions only add the runtime objects one node
+cannot hold (the encoder inside the criterion, the loaded style images), so every entry point, test and bench
+assembles the same things the same way.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig
+
+from nst.app.config import build, plain, style_paths
+from nst.fastnet.module import StyleTransferModule
+from nst.io.image import load_style_images
+from nst.losses import StyleTransferCriterion
+
+
+def build_criterion(cfg: DictConfig) -> StyleTransferCriterion:
+    """The shared criterion of ``loss.*`` with the encoder of ``vgg.*``."""
+    return build(cfg.loss, encoder=build(cfg.vgg))
+
+
+def build_module(cfg: DictConfig) -> StyleTransferModule:
+    """The training module of ``model.*`` with the criterion, the network optimizer, the noise and the
+    style image(s), scaled to ``style.size``."""
+    return build(
+        cfg.model,
+        criterion=build_criterion(cfg),
+        optimizer=build(cfg.net_optimizer),
+        noise=build(cfg.noise),
+        style_images=load_style_images(style_paths(cfg.style), cfg.style.get("size")),
+        style_blend=plain(cfg.style.get("blend")),
+    )

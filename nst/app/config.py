@@ -1,0 +1,56 @@
+"""Where the Hydra configs live, the resolvers they use, and building objects from config nodes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from nst.errors import NSTError
+
+#: The repository root (``conf/`` and ``assets/`` live here; installs are editable, see README).
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CONF_DIR = PROJECT_ROOT / "conf"
+
+
+def register_resolvers() -> None:
+    """``${project_root:}`` lets configs name bundled assets independently of the working directory."""
+    OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+
+
+def build(node: Any, **kwargs: Any) -> Any:
+    """``hydra.utils.instantiate`` whose failures are user errors: an :class:`NSTError` raised by the target
+    comes out as itself, anything else the target refused (a bad value, an unknown key) as one
+    :class:`NSTError` naming the target. Hydra would otherwise print a multi-line report."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        cause = exc.__cause__
+        while cause is not None and not isinstance(cause, NSTError):
+            cause = cause.__cause__
+        if cause is not None:
+            raise cause from exc
+        target = node.get("_target_", "config") if hasattr(node, "get") else "config"
+        raise NSTError(f"cannot build {target} from the config: {str(exc).splitlines()[-1]}") from exc
+
+
+def style_paths(style: DictConfig) -> list[Path]:
+    """``style.image`` as a list of paths: one path, or a list of images to blend (``style.blend``)."""
+    images = style.image
+    paths = list(images) if isinstance(images, (ListConfig, list, tuple)) else [images]
+    if not paths:
+        raise NSTError("style.image is empty; give one style image path or a list of them")
+    return [Path(str(p)).expanduser() for p in paths]
+
+
+register_resolvers()
+
+
+def plain(node: Any) -> Any:
+    """A config node as plain Python data (dicts, lists, scalars), resolved; anything else unchanged."""
+    if isinstance(node, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(node, resolve=True)
+    return node

@@ -1,0 +1,218 @@
+"""Lightning callbacks of a training run: sample grids, checkpoints, the exported weights file, and the
+run's config / git commit / style image (Lightning's guidance: logging and export live in callbacks).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import WandbLogger
+from PIL import Image, ImageDraw, ImageFont
+from torch import nn
+from torchvision.utils import make_grid
+
+from nst.errors import NSTError
+from nst.fastnet.export import export_weights
+from nst.fastnet.noise import PROBE_PIXELS, PROBE_RANGE, probe_noise
+from nst.io.files import atomic_path
+from nst.io.image import pil_to_tensor, save_image, tensor_to_pil
+
+
+@torch.no_grad()
+def sample_grid(net: nn.Module, images: torch.Tensor, noise: torch.Tensor, diff_gain: float = 10.0) -> torch.Tensor:
+    """A (3, H, W) grid showing what the network does and how much it pops (Rainy & de Berker 2018).
+
+    Row 1: the inputs. Row 2: their stylizations. Row 3, for the first input: input + noise,
+    stylize(input), stylize(input + noise), and |difference| x ``diff_gain`` (black = stable).
+    ``noise`` is (1, 3, H, W), added to the first image.
+    """
+    stylized = net(images).float()
+    noisy_input = (images[:1] + noise).clamp(0, 1)
+    noisy_output = net(noisy_input).float()
+    diff = ((stylized[:1] - noisy_output).abs().mean(1, keepdim=True) * diff_gain).clamp(0, 1).expand(-1, 3, -1, -1)
+    columns = max(len(images), 4)
+    blank = torch.ones_like(images[:1])
+
+    def row(tiles: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        return [*tiles, *([blank[0]] * (columns - len(tiles)))]
+
+    tiles = [
+        *row(list(images.float())),
+        *row(list(stylized)),
+        *row([noisy_input[0], stylized[0], noisy_output[0], diff[0]]),
+    ]
+    return make_grid(torch.stack([t.cpu() for t in tiles]), nrow=columns, padding=2, pad_value=1.0)
+
+
+def label_grid(grid: torch.Tensor, tile_height: int, tile_width: int, diff_gain: float = 10.0) -> Image.Image:
+    """The grid of :func:`sample_grid` as a PIL image with a small label in the corner of the key tiles,
+    so a saved PNG explains itself."""
+    image = tensor_to_pil(grid)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=max(8, min(tile_height, tile_width) // 16))
+    labels = {
+        (0, 0): "input",
+        (1, 0): "stylized",
+        (2, 0): "input + noise",
+        (2, 1): "stylized",
+        (2, 2): "stylized (noisy input)",
+        (2, 3): f"|difference| x{diff_gain:g}",
+    }
+    for (row, col), text in labels.items():
+        x, y = 2 + col * (tile_width + 2) + 2, 2 + row * (tile_height + 2) + 2
+        box = draw.textbbox((x, y), text, font=font)
+        draw.rectangle((box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1), fill=(0, 0, 0))
+        draw.text((x, y), text, fill=(255, 255, 255), font=font)
+    return image
+
+
+class SampleImages(Callback):
+    """Every ``every_n_steps`` steps (and at the end), a grid of stylized validation images
+    (:func:`sample_grid`), saved as ``<dirpath>/step_XXXXXXX.png`` and logged to W&B when that logger is on.
+
+    The noisy example uses the fixed probe noise of :mod:`nst.fastnet.noise` (1000 pixels, +-30),
+    so grids of runs with different ``noise.*`` settings compare directly.
+    """
+
+    def __init__(
+        self, dirpath: str | os.PathLike, every_n_steps: int = 500, max_images: int = 4, diff_gain: float = 10.0
+    ) -> None:
+        if every_n_steps < 1 or max_images < 1:
+            raise NSTError(
+                f"callbacks.sample_images: every_n_steps={every_n_steps} and max_images={max_images} must be >= 1"
+            )
+        self.dirpath = Path(dirpath)
+        self.every_n_steps = every_n_steps
+        self.max_images = max_images
+        self.diff_gain = diff_gain
+        self.saved: list[Path] = []
+        self._images: torch.Tensor | None = None
+        self._last_step = -1
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if trainer.global_step % self.every_n_steps == 0:
+            self.log_samples(trainer, pl_module)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.log_samples(trainer, pl_module)
+
+    def log_samples(self, trainer: L.Trainer, pl_module: L.LightningModule) -> Path | None:
+        """Write (and log) the grid for the current step on rank 0; once per step."""
+        step = trainer.global_step
+        if not trainer.is_global_zero or step == self._last_step:
+            return None
+        images = self._sample_inputs(trainer)
+        if images is None:
+            return None
+        self._last_step = step
+        net = getattr(pl_module, "net", pl_module)
+        images = images.to(pl_module.device)
+        noise = probe_noise((1, *images.shape[1:]), seed="samples", device=pl_module.device)
+        was_training = net.training
+        net.eval()
+        try:
+            grid = sample_grid(net, images, noise, self.diff_gain)
+        finally:
+            net.train(was_training)
+        labelled = label_grid(grid, *images.shape[-2:], diff_gain=self.diff_gain)
+        path = save_image(pil_to_tensor(labelled), self.dirpath / f"step_{step:07d}.png")
+        self.saved.append(path)
+        caption = (
+            f"step {step}. rows: inputs | stylized | first input with noise ({PROBE_PIXELS} px, +-{PROBE_RANGE}), "
+            f"stylized clean, stylized noisy, |difference| x{self.diff_gain:g}"
+        )
+        for logger in trainer.loggers:
+            if isinstance(logger, WandbLogger):  # log_image exists on this logger only
+                logger.log_image(key="samples", images=[labelled], step=step, caption=[caption])
+        return path
+
+    def _sample_inputs(self, trainer: L.Trainer) -> torch.Tensor | None:
+        if self._images is None:
+            datamodule = trainer.datamodule
+            images = datamodule.val_images() if hasattr(datamodule, "val_images") else None
+            if images is None or len(images) == 0:
+                warnings.warn("no validation images (data.num_val=0): sample grids are not written", stacklevel=2)
+                images = torch.empty(0)
+            self._images = images[: self.max_images]
+        return self._images if len(self._images) else None
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` every ``every_n_train_steps`` steps *and* when training ends, so a run stopped by
+    ``max_steps`` resumes (``ckpt_path=.../last.ckpt``) exactly where it stopped."""
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self.save_last or trainer.fast_dev_run or self.dirpath is None:
+            return
+        if getattr(self, "_last_global_step_saved", -1) == trainer.global_step and self.last_model_path:
+            return
+        path = os.path.join(self.dirpath, f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
+        self.last_model_path = path
+        trainer.save_checkpoint(path, weights_only=False)  # a full checkpoint: optimizer and loops too
+
+
+class ExportWeights(Callback):
+    """At the end of training, write the small ``{model_args, state_dict}`` file that inference loads
+    with ``weights_only=True`` (nanoGPT style), atomically, from rank 0."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.exported: Path | None = None
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:
+            self.exported = export_weights(getattr(pl_module, "net", pl_module), self.path)
+
+
+class RunFiles(Callback):
+    """Save what reproduces a run next to it, on rank 0 when fitting starts: the resolved config
+    (``config.yaml``), the git commit (``git_commit.txt``) and a copy of the style image(s) (``style/``).
+    The config and commit also go to every logger's hyperparameters; the style image to W&B.
+
+    Args:
+        run_dir: the run folder.
+        config: the resolved config as plain data (logged as hyperparameters).
+        config_yaml: the same as YAML text (written as ``config.yaml``).
+        commit: the git commit of the code (see :func:`nst.app.run_info.git_commit`).
+        style_paths: the style image file(s).
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        config: Mapping[str, Any],
+        config_yaml: str,
+        commit: str,
+        style_paths: Sequence[str | os.PathLike],
+    ):
+        self.run_dir = Path(run_dir)
+        self.config = dict(config)
+        self.config_yaml = config_yaml
+        self.commit = commit
+        self.style_paths = [Path(p) for p in style_paths]
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        for name, text in (("git_commit.txt", self.commit + "\n"), ("config.yaml", self.config_yaml)):
+            with atomic_path(self.run_dir / name) as tmp:
+                tmp.write_text(text)
+        copies = []
+        for i, src in enumerate(self.style_paths):
+            name = src.name if len(self.style_paths) == 1 else f"{i}_{src.name}"
+            with atomic_path(self.run_dir / "style" / name) as tmp:
+                shutil.copyfile(src, tmp)
+            copies.append(self.run_dir / "style" / name)
+        params = {"git_commit": self.commit, **self.config}
+        for logger in trainer.loggers:
+            logger.log_hyperparams(params)
+            if isinstance(logger, WandbLogger):
+                logger.log_image(key="style", images=[str(p) for p in copies], step=trainer.global_step)

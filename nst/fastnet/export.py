@@ -1,0 +1,114 @@
+"""The weights file of a fast network: ``{"model_args": ..., "state_dict": ...}`` (nanoGPT style).
+
+It is what ``infer.py`` loads, with ``weights_only=True``. No Lightning here, so inference and a later web UI
+load it with torch alone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from nst.errors import NSTError
+from nst.fastnet.transformer_net import TransformerNet
+from nst.io.files import atomic_path
+
+#: Leading key prefixes dropped on load: ``torch.compile``'s and the LightningModule attribute's.
+_PREFIXES = ("_orig_mod.", "net.")
+
+
+def _strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop leading ``_orig_mod.`` (torch.compile) and ``net.`` (LightningModule attribute) prefixes."""
+    out = {}
+    for key, value in state_dict.items():
+        stripped = True
+        while stripped:
+            stripped = False
+            for prefix in _PREFIXES:
+                if key.startswith(prefix):
+                    key, stripped = key[len(prefix) :], True
+        out[key] = value
+    return out
+
+
+def export_weights(net: nn.Module, path: str | os.PathLike) -> Path:
+    """Write ``{"model_args", "state_dict"}`` (CPU, float32) atomically: the small file inference loads.
+
+    Accepts a ``torch.compile``-d net; its ``_orig_mod.`` prefixes are removed.
+    """
+    path = Path(path)
+    net = getattr(net, "_orig_mod", net)
+    model_args = getattr(net, "model_args", None)
+    if not isinstance(model_args, dict):
+        raise NSTError(f"cannot export {type(net).__name__} to {path}: it has no model_args; pass a TransformerNet")
+    state_dict = {
+        k: v.detach().to(device="cpu", dtype=torch.float32).contiguous()
+        for k, v in _strip_prefixes(net.state_dict()).items()
+    }
+    try:
+        with atomic_path(path) as tmp:
+            torch.save({"model_args": dict(model_args), "state_dict": state_dict}, tmp)
+    except (OSError, RuntimeError) as exc:
+        raise NSTError(f"cannot write weights file {path}: {_first_line(exc)}; check the folder is writable") from exc
+    return path
+
+
+def load_exported(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> TransformerNet:
+    """Rebuild a :class:`TransformerNet` from a file written by :func:`export_weights`; returned in eval mode.
+
+    Loads with ``weights_only=True`` (no arbitrary code from pickles).
+    """
+    path = Path(path)
+    hint = "pass the exported .pt file written at the end of training"
+    if not path.is_file():
+        raise NSTError(f"weights file not found: {path}; {hint}")
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for bad files (UnpicklingError, RuntimeError, EOFError...)
+        # torch's own text here suggests weights_only=False, which is unsafe advice for a user.
+        raise NSTError(
+            f"cannot read weights file {path} ({type(exc).__name__}): not a torch file of plain tensors; {hint}"
+        ) from exc
+    if not _is_export(data):
+        if isinstance(data, dict) and ("pytorch-lightning_version" in data or "state_dict" in data):
+            raise NSTError(f"{path}: this looks like a Lightning checkpoint; {hint}")
+        raise NSTError(f"{path} is not an nst weights file (no model_args/state_dict); {hint}")
+    try:
+        net = TransformerNet(**data["model_args"])
+    except (TypeError, NSTError) as exc:
+        raise NSTError(f"bad model_args {data['model_args']} in {path}: {_first_line(exc)}; {hint}") from exc
+    state_dict = _strip_prefixes(dict(data["state_dict"]))
+    problem = _mismatch(net.state_dict(), state_dict)
+    if problem:
+        raise NSTError(f"weights in {path} do not match TransformerNet({data['model_args']}): {problem}; {hint}")
+    net.load_state_dict(state_dict)
+    return net.to(map_location).eval()
+
+
+def _is_export(data: object) -> bool:
+    """True for the ``export_weights`` format: a ``model_args`` dict next to a dict of tensors."""
+    if not isinstance(data, dict) or not isinstance(data.get("model_args"), dict):
+        return False
+    sd = data.get("state_dict")
+    return isinstance(sd, dict) and all(isinstance(v, torch.Tensor) for v in sd.values())
+
+
+def _mismatch(expected: dict[str, torch.Tensor], found: dict[str, Any]) -> str:
+    """Describe key and shape differences in one line ('' if none): torch's own message spans many lines."""
+    missing, unexpected = sorted(set(expected) - set(found)), sorted(set(found) - set(expected))
+    if missing or unexpected:
+        return f"{len(missing)} missing keys {missing[:2]}, {len(unexpected)} unexpected keys {unexpected[:2]}"
+    shapes = [(k, tuple(found[k].shape), tuple(v.shape)) for k, v in expected.items() if found[k].shape != v.shape]
+    if shapes:
+        k, got, want = shapes[0]
+        return f"{len(shapes)} tensors have the wrong shape (e.g. {k}: {got} in the file, {want} expected)"
+    return ""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

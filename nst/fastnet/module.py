@@ -1,0 +1,172 @@
+"""Training the fast style network (Johnson et al. 2016) with the noise stability loss (Rainy & de Berker 2018).
+
+:class:`StyleTransferModule` holds the training logic only: the network is a plain
+:class:`~nst.fastnet.transformer_net.TransformerNet`, the noise comes from :mod:`nst.fastnet.noise`, and every
+loss term comes from the shared :class:`~nst.losses.StyleTransferCriterion`, so the metric names match the
+Gatys loop's (``loss/content``, ``loss/style``, ``loss/tv``, ``loss/noise``, ``loss/total``).
+
+Per step: the clean batch and its noisy copy go through the network in one forward (``torch.cat``);
+VGG sees the clean input once (content targets, up to the content layer) and the clean output once
+(content + style); the noise term is a pixel MSE between the two outputs and needs no VGG pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from nst.errors import NSTError
+from nst.fastnet.noise import StabilityNoise, probe_noise
+from nst.losses import StyleTransferCriterion, noise_stability_loss
+
+#: Checkpoint keys under this prefix (the frozen VGG) are not saved; they are rebuilt from ``vgg.*``.
+FROZEN_PREFIX = "criterion."
+
+OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
+
+
+def seed_training(seed: int) -> None:
+    """Seed Python, NumPy, torch and the DataLoader workers (Lightning's ``seed_everything``), so the entry
+    point needs no Lightning import of its own."""
+    L.seed_everything(seed, workers=True, verbose=False)
+
+
+class StyleTransferModule(L.LightningModule):
+    """Trains ``net`` to stylize any image in one forward pass, stable under small input noise.
+
+    Args:
+        net: the image transformation network, (B,3,H,W) in [0,1] -> same shape in [0,1].
+        criterion: the shared loss; its ``noise`` weight switches the stability term on or off.
+        optimizer: ``params -> Optimizer`` (a Hydra ``_partial_``); default Adam, lr 1e-3 (Johnson 2016).
+        style_images: (1,3,H,W) tensors; their blended Gram matrices become the style targets, computed
+            once when fitting starts (on the training device).
+        style_blend: one weight per style image (``None``: equal).
+        noise: the stability noise (:class:`~nst.fastnet.noise.StabilityNoise`); the term trains when the
+            noise is enabled and the criterion's ``noise`` weight is not 0. ``None``: no noise.
+        channels_last: NHWC memory format for the network, VGG and inputs (faster convs on recent GPUs);
+            ``"auto"`` turns it on when training on CUDA.
+        compile: ``torch.compile`` the network (its state-dict keys are unchanged).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        criterion: StyleTransferCriterion,
+        optimizer: OptimizerFactory | None = None,
+        style_images: Sequence[torch.Tensor] = (),
+        style_blend: Sequence[float] | None = None,
+        noise: StabilityNoise | None = None,
+        channels_last: bool | str = "auto",
+        compile: bool = False,
+    ) -> None:
+        super().__init__()
+        if channels_last not in ("auto", True, False):
+            raise NSTError(f"model.channels_last must be auto, true or false, got {channels_last!r}")
+        self.save_hyperparameters(ignore=["net", "criterion", "optimizer", "style_images", "noise"])
+        self.net = net
+        self.criterion = criterion
+        self.optimizer_factory = optimizer
+        self.style_images = [image.detach().cpu() for image in style_images]
+        if not self.style_images and criterion.enabled("style"):
+            raise NSTError("no style image given; set style.image (one path or a list of paths)")
+        self.noise = noise or StabilityNoise(pixels=0)
+        self._compiled = False
+        self.channels_last: bool | str = channels_last  # resolved in setup()
+
+    @property
+    def noise_enabled(self) -> bool:
+        """Whether the stability term is trained: noise to add and a non-zero ``noise`` weight."""
+        return self.noise.enabled and self.criterion.enabled("noise")
+
+
+    def setup(self, stage: str) -> None:
+        """Memory format and compilation, once, before Lightning moves the module to its device."""
+        self.channels_last = self.hparams.channels_last
+        if self.channels_last == "auto":
+            self.channels_last = self._trainer is not None and self.trainer.strategy.root_device.type == "cuda"
+        if self.channels_last:
+            self.net.to(memory_format=torch.channels_last)
+            self.criterion.to(memory_format=torch.channels_last)
+        if self.hparams.compile and not self._compiled:
+            self.net.compile()  # compiles __call__ in place: parameter names stay the same
+            self._compiled = True
+
+    def on_fit_start(self) -> None:
+        self._set_style()
+
+    def on_validation_start(self) -> None:
+        self._set_style()
+
+    def _set_style(self) -> None:
+        """Gram targets of the style image(s), computed once on the training device (Johnson 2016)."""
+        if self.criterion.enabled("style") and not self.criterion.target_grams:
+            self.criterion.set_style(self.style_images, self.hparams.style_blend)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        """Only the network trains; VGG is frozen."""
+        if self.optimizer_factory is None:
+            return torch.optim.Adam(self.net.parameters(), lr=1e-3)
+        return self.optimizer_factory(self.net.parameters())
+
+
+    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
+        x = self._prepare(batch)
+        noisy = None
+        if self.noise_enabled:
+            noise = self.noise.sample(x, epoch=self.current_epoch, step=self.global_step, rank=self.global_rank)
+            noisy = (x + noise).clamp(0, 1)
+        terms = self._losses(x, noisy)
+        self.log_dict(
+            {f"loss/{name}": value.detach() for name, value in terms.items()},
+            on_step=True,
+            on_epoch=False,
+            batch_size=len(x),
+        )
+        return terms["total"]
+
+    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
+        """Loss terms on the fixed validation images with fixed probe noise, plus ``val/stability``:
+        the unweighted MSE between f(x) and f(x + noise), comparable across noise settings."""
+        x = self._prepare(batch)
+        noise = probe_noise(x.shape, seed=("val", batch_idx), device=x.device)
+        noisy = (x + noise).clamp(0, 1)
+        output, noisy_output = self._stylize(x, noisy)
+        use_noise = self.noise_enabled
+        terms = self.criterion(
+            output, self.criterion.content_targets(x), noisy_image=noisy_output if use_noise else None
+        )
+        metrics = {f"val/loss/{name}": value for name, value in terms.items()}
+        metrics["val/stability"] = noise_stability_loss(output, noisy_output)
+        self.log_dict(metrics, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(x))
+
+    def _losses(self, x: torch.Tensor, noisy: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        output, noisy_output = self._stylize(x, noisy)
+        return self.criterion(output, self.criterion.content_targets(x), noisy_image=noisy_output)
+
+    def _stylize(self, x: torch.Tensor, noisy: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One forward for the clean and the noisy batch: instance norm keeps the halves independent."""
+        if noisy is None:
+            return self.net(x), None
+        out = self.net(torch.cat([x, noisy]))
+        return out[: len(x)], out[len(x) :]
+
+    def _prepare(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.channels_last is True:
+            return batch.contiguous(memory_format=torch.channels_last)
+        return batch
+
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Leave the frozen VGG out of ``.ckpt`` files: it is ~80 MB and rebuilt from the config."""
+        state = checkpoint["state_dict"]
+        checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith(FROZEN_PREFIX)}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Fill in the VGG keys left out on save, so strict loading still fails on any other missing key."""
+        state = checkpoint["state_dict"]
+        for key, value in self.criterion.state_dict(prefix=FROZEN_PREFIX).items():
+            state.setdefault(key, value)

@@ -1,0 +1,111 @@
+"""The import rules of the package, read from the source with ``ast`` (see README, Layout):
+
+1. ``errors`` imports nothing of nst; ``io`` and ``flow`` import only ``errors`` (and themselves).
+2. ``vgg``, ``losses``, ``color``, ``metrics``, ``tracking`` import only rule 1's modules and each other.
+3. ``gatys`` and ``fastnet`` import rules 1 and 2, never each other.
+4. Lightning only in ``fastnet/{module,data,callbacks,loggers}.py``; inference and export load without it.
+5. Hydra and OmegaConf only in ``app/`` and the entry points.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "nst"
+ENTRY_POINTS = sorted(ROOT.glob("*.py"))
+RULE1 = {"errors", "io", "flow"}
+RULE2 = {"vgg", "losses", "color", "metrics", "tracking", "hed"}
+LIGHTNING_FILES = {f"nst/fastnet/{name}.py" for name in ("module", "data", "callbacks", "loggers")}
+MAX_LINES = 300
+
+
+def _sources() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module name imported by ``path`` (absolute names; relative imports resolved)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = ".".join(path.relative_to(ROOT).with_suffix("").parts[: -node.level])
+                names.add(f"{base}.{node.module}" if node.module else base)
+            else:
+                names.add(node.module or "")
+                names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def _unit(module: str) -> str | None:
+    """The layer unit of an ``nst.*`` name: the subpackage or top-level module after ``nst.``."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "nst" and len(parts) > 1 else None
+
+
+def _nst_units(path: Path) -> set[str]:
+    own = _unit(".".join(path.relative_to(ROOT).with_suffix("").parts))
+    units = {_unit(name) for name in _imports(path)} - {None, own}
+    # `from nst import color` names the unit in the alias; keep only real units
+    return {u for u in units if (PACKAGE / u).exists() or (PACKAGE / f"{u}.py").exists()}
+
+
+def _unit_of(path: Path) -> str:
+    return path.relative_to(PACKAGE).parts[0].removesuffix(".py")
+
+
+@pytest.mark.parametrize("path", _sources(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_each_module_imports_only_what_its_layer_may(path: Path) -> None:
+    unit, used = _unit_of(path), _nst_units(path)
+    if unit in ("errors", "__init__"):
+        allowed: set[str] = set()
+    elif unit in ("io", "flow"):
+        allowed = {"errors"}
+    elif unit in RULE2:
+        allowed = RULE1 | RULE2
+    elif unit in ("gatys", "fastnet"):
+        allowed = RULE1 | RULE2
+    else:  # app: the wiring, may use everything
+        allowed = used
+    assert used <= allowed, f"{path.relative_to(ROOT)} imports {sorted(used - allowed)}"
+
+
+@pytest.mark.parametrize("path", [*_sources(), *ENTRY_POINTS], ids=lambda p: str(p.relative_to(ROOT)))
+def test_frameworks_stay_where_they_belong(path: Path) -> None:
+    rel = str(path.relative_to(ROOT))
+    tops = {name.split(".")[0] for name in _imports(path)}
+    if rel not in LIGHTNING_FILES:
+        assert not tops & {"lightning", "pytorch_lightning"}, f"{rel} imports Lightning"
+    if not (rel.startswith("nst/app/") or path in ENTRY_POINTS):
+        assert not tops & {"hydra", "omegaconf"}, f"{rel} imports Hydra/OmegaConf"
+
+
+def test_inference_and_export_load_without_lightning_and_hydra() -> None:
+    code = (
+        "import sys; import nst.fastnet.inference, nst.fastnet.export; "
+        "bad = [m for m in ('lightning', 'pytorch_lightning', 'hydra', 'omegaconf') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+@pytest.mark.parametrize("path", [*_sources(), *ENTRY_POINTS], ids=lambda p: str(p.relative_to(ROOT)))
+def test_files_stay_small(path: Path) -> None:
+    lines = len(path.read_text().splitlines())
+    limit = 100 if path in ENTRY_POINTS else MAX_LINES
+    assert lines <= limit, f"{path.relative_to(ROOT)} has {lines} lines (at most {limit})"
+
+
+def test_the_rules_catch_a_violation(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("from nst.gatys.loop import LoopSettings\nimport lightning as L\n")
+    assert "nst.gatys.loop" in _imports(bad) and "lightning" in _imports(bad)
+    assert _unit("nst.gatys.loop") == "gatys" and _unit("nst") is None
