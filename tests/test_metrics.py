@@ -1,0 +1,126 @@
+"""The video metrics: E_warp (Lai et al. 2018) on synthetic clips, style and content distances, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from nst.errors import NSTError
+from nst.io.image import save_image
+from nst.metrics import (
+    evaluate_video,
+    frame_warping_error,
+    main,
+    metric_criterion,
+    parse_args,
+    style_content_distance,
+    warping_error,
+)
+from tests.clips import flicker, moving_square_clip, textured
+
+ROOT = Path(__file__).resolve().parents[1]
+CLIP = moving_square_clip(5, 48, 64, step=2, seed=0)
+
+
+@pytest.fixture(scope="module")
+def criterion():
+    criterion = metric_criterion("random")
+    criterion.set_style(textured(64, 64, seed=7))
+    return criterion
+
+
+def test_e_warp_is_zero_for_a_static_clip() -> None:
+    scores = warping_error([textured(48, 64, seed=2)] * 4)
+    assert len(scores.per_frame) == 3 and scores.mean < 1e-10
+
+
+def test_e_warp_of_an_output_equal_to_its_input_is_the_small_reference() -> None:
+    reference = warping_error(CLIP)
+    assert 0 < reference.mean < 1e-3
+    assert warping_error(CLIP, [f.clone() for f in CLIP]).per_frame == reference.per_frame
+
+
+def test_e_warp_is_higher_for_a_flickering_clip() -> None:
+    assert warping_error(CLIP, flicker(CLIP, amount=0.05, seed=1)).mean > 5 * warping_error(CLIP).mean
+
+
+def test_frame_warping_error_by_hand() -> None:
+    previous, current = torch.zeros(2, 3, 4, 4), torch.full((2, 3, 4, 4), 0.5)
+    mask = torch.zeros(2, 1, 4, 4)
+    mask[0, :, :2] = 1.0  # half the pixels of the first image; none of the second
+    values = frame_warping_error(previous, current, torch.zeros(2, 2, 4, 4), mask)
+    torch.testing.assert_close(values, torch.tensor([0.25, 0.0]))
+
+
+def test_evaluate_video_reports_all_metrics_in_one_pass(criterion) -> None:
+    clip = moving_square_clip(3, 32, 48, step=2, seed=0)
+    same = evaluate_video(clip, clip, criterion)
+    assert same.warp_error_output.per_frame == same.warp_error_input.per_frame and same.ratio == pytest.approx(1)
+    assert max(same.content_distance.per_frame) == 0 and len(same.style_distance.per_frame) == 3
+    noisy = evaluate_video(clip, flicker(clip, 0.1, seed=2), criterion)
+    assert noisy.ratio > 2 and noisy.content_distance.mean > 0
+    style = textured(64, 64, seed=7)
+    assert style_content_distance(style, style, criterion) == (0.0, 0.0)
+    assert style_content_distance(clip[0], clip[0], criterion)[0] > 0
+
+
+def test_videos_of_different_lengths_or_one_frame_are_user_errors() -> None:
+    with pytest.raises(NSTError, match="more frames"):
+        warping_error(CLIP, CLIP[:3])
+    with pytest.raises(NSTError, match="at least 2 frames"):
+        warping_error(CLIP[:1])
+
+
+def test_arguments_are_strict(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(NSTError, match="valid keys: input=, output="):
+        parse_args(["input=a.mp4", "output=b.mp4", "style.image=s.jpg", "flow.preset=fast"])
+    with pytest.raises(NSTError, match="missing style.image"):
+        parse_args(["input=a.mp4", "output=b.mp4"])
+    assert main(["input=a.mp4", "output=b.mp4", "style.image=s.jpg", "flow=pwc"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: flow must be one of dis, farneback, raft") and err.count("\n") == 1
+
+
+def _frame_folder(folder: Path, frames: list[torch.Tensor]) -> Path:
+    for i, frame in enumerate(frames):
+        save_image(frame, folder / f"f{i}.png")
+    return folder
+
+
+def test_command_line_on_frame_folders(tmp_path: Path) -> None:
+    inp = _frame_folder(tmp_path / "input", CLIP)
+    out = _frame_folder(tmp_path / "out" / "stylized", flicker(CLIP, 0.1, seed=3))
+    save_image(textured(64, 64, seed=7), tmp_path / "style.png")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    args = [f"input={inp}", f"output={out}", f"style.image={tmp_path / 'style.png'}", "vgg.weights=random"]
+    done = subprocess.run([sys.executable, "-m", "nst.metrics", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "E_warp output/input" in done.stdout and "style distance" in done.stdout
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert report["frames"] == 5 and (report["width"], report["height"]) == (64, 48)
+    assert report["flow"] == "dis-medium" and report["warp_error_ratio"] > 5
+    assert len(report["warp_error_output"]["per_frame"]) == 4
+
+
+def test_command_line_errors_are_one_line_and_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    inp = _frame_folder(tmp_path / "input", CLIP[:2])
+    save_image(textured(64, 64, seed=7), tmp_path / "style.png")
+    common = [f"style.image={tmp_path / 'style.png'}", "vgg.weights=random", f"json={tmp_path / 'm.json'}"]
+    for args in (
+        [f"input={tmp_path / 'missing.mp4'}", f"output={inp}"],
+        [f"input={inp}", f"output={_frame_folder(tmp_path / 'short', CLIP[:1])}"],
+        [f"input={inp}", f"output={_frame_folder(tmp_path / 'tall', [textured(64, 48, seed=1)] * 2)}"],
+        [f"input={inp}", f"output={inp}", "max_size=-3"],
+    ):
+        assert main([*args, *common]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and err.count("\n") == 1, err
+        assert not (tmp_path / "m.json").exists()
