@@ -30,6 +30,7 @@ from nst.flow import FlowEstimator  # noqa: E402
 from nst.flow.opencv import DISFlow, FarnebackFlow  # noqa: E402
 from nst.io.video import open_video  # noqa: E402
 from nst.losses import StyleTransferCriterion  # noqa: E402
+from nst.vgg import VGGFeatures  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "assets" / "video" / "sintel_mountain_2.mp4"
@@ -62,7 +63,8 @@ def seconds_per_iteration(frame: torch.Tensor, iters: int) -> float:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        criterion = StyleTransferCriterion({"weights": "random"}, GATYS_CONTENT, GATYS_STYLE).to(device)
+        encoder = VGGFeatures([*GATYS_CONTENT, *GATYS_STYLE], weights="random")
+        criterion = StyleTransferCriterion(encoder, GATYS_CONTENT, GATYS_STYLE).to(device)
     frame = frame.to(device)
     criterion.set_style(frame.flip(-1))
     targets = criterion.content_targets(frame)
