@@ -90,7 +90,9 @@ def export_model(net: TransformerNet, path: str | os.PathLike, fmt: str) -> tupl
                 tmp.write_bytes(onnx_bytes(net))
                 difference = check_onnx(tmp, net)
             else:
-                torch.jit.save(script(net), str(tmp))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", FutureWarning)  # jit.save is deprecated, TorchScript still loads
+                    torch.jit.save(script(net), str(tmp))
                 difference = check_torchscript(tmp, net)
     except OSError as exc:
         raise NSTError(f"cannot write {path}: {exc}; choose a writable output folder") from exc
@@ -112,7 +114,9 @@ def _difference(run, net: nn.Module) -> float:
 
 def check_torchscript(path: str | os.PathLike, net: nn.Module) -> float:
     """Load a TorchScript file back and compare it with ``net`` (see :func:`_difference`)."""
-    loaded = torch.jit.load(str(path), map_location="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        loaded = torch.jit.load(str(path), map_location="cpu")
     return _difference(loaded, net)
 
 

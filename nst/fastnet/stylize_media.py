@@ -18,7 +18,6 @@ from tqdm import tqdm
 from nst.errors import NSTError
 from nst.fastnet.engines import FrameEngine
 from nst.fastnet.video_inference import scaled_size, stylize_video
-from nst.io.frames import check_writable_folder
 from nst.io.image import IMAGE_SUFFIXES, open_rgb, resize_long_side, save_image
 from nst.io.media import array_to_tensor
 from nst.io.video import VIDEO_SUFFIXES, open_video, open_writer
@@ -121,8 +120,17 @@ def count_frames(jobs: list[Job]) -> int | None:
     return total
 
 
+def check_output(target: Path) -> None:
+    """Refuse, before any work, an output whose folder cannot be created or written."""
+    parent = target.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise NSTError(f"cannot write {target}: {parent} is not a writable folder; choose another output")
+
+
 def _stylize_image(engine: FrameEngine, job: Job, settings: InferSettings) -> int:
-    array = np.asarray(resize_long_side(open_rgb(job.source), settings.max_size))
+    array = np.array(resize_long_side(open_rgb(job.source), settings.max_size))
     save_image(array_to_tensor(engine(array[None])[0]), job.target)
     return 1
 
@@ -144,7 +152,7 @@ def _stylize_one_video(engine: FrameEngine, job: Job, settings: InferSettings, b
 def run_jobs(engine: FrameEngine, jobs: list[Job], settings: InferSettings, total: int | None = None) -> Summary:
     """Run ``jobs`` in order with one progress bar (frames, frames/s); returns what was done."""
     for job in jobs:
-        check_writable_folder(job.target.parent)
+        check_output(job.target)
     summary = Summary()
     start = time.perf_counter()
     with tqdm(total=total, unit="frame", desc="stylizing", dynamic_ncols=True, disable=total == 1) as bar:

@@ -43,12 +43,12 @@ def foreign_state(layout: str, base: int = 4, num_residual: int = 1, seed: int =
     seed_layout = layout == "seed"
     (_, enc, norms), (_, block, _), (_, dec, _), (_, head, _) = _layers(base, num_residual, seed_layout)
     state: dict[str, dict[str, torch.Tensor]] = {}
-    for (name, c_in, c_out, k), norm in zip(enc, norms):
+    for (name, c_in, c_out, k), norm in zip(enc, norms, strict=True):
         state[name], state[norm] = _conv(g, c_out, c_in, k), _norm(g, c_out)
     state[enc[0][0]]["weight"] /= 255  # inputs are 0-255
     for conv, norm in block:
         state[conv], state[norm] = _conv(g, 4 * base, 4 * base, 3), _norm(g, 4 * base)
-    for (conv, norm), (c_in, c_out) in zip(dec, ((4 * base, 2 * base), (2 * base, base))):
+    for (conv, norm), (c_in, c_out) in zip(dec, ((4 * base, 2 * base), (2 * base, base)), strict=True):
         state[conv], state[norm] = _conv(g, c_out, c_in, 3, transposed=seed_layout), _norm(g, c_out)
     state[head] = _conv(g, 3, base, 9)
     state[head]["weight"] *= 60
@@ -75,7 +75,7 @@ def foreign_forward(state: dict[str, torch.Tensor], layout: str, x255: torch.Ten
         return F.instance_norm(x, weight=state[f"{name}.weight"], bias=state[f"{name}.bias"])
 
     y = x255
-    for (name, *_), norm_name, stride in zip(enc, norms, (1, 2, 2)):
+    for (name, *_), norm_name, stride in zip(enc, norms, (1, 2, 2), strict=True):
         y = F.relu(norm(conv(y, name, stride), norm_name))
     for i in range(0, len(block), 2):
         (c1, n1), (c2, n2) = block[i], block[i + 1]

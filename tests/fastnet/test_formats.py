@@ -8,10 +8,14 @@ import pytest
 import torch
 
 from nst.errors import NSTError
+from nst.fastnet.engines import TorchEngine
 from nst.fastnet.export import export_weights
 from nst.fastnet.formats import convert_state_dict, detect_format, load_weights
+from nst.fastnet.stylize_media import InferSettings, plan_jobs, run_jobs
 from nst.fastnet.transformer_net import TransformerNet
+from nst.io.image import load_image
 from tests.fastnet.foreign import foreign_forward, foreign_state
+from tests.helpers import make_image
 
 
 @pytest.mark.parametrize("layout", ["fast_neural_style", "seed"])
@@ -75,3 +79,18 @@ def test_corrupt_file_and_lightning_checkpoint_are_refused(tmp_path: Path) -> No
                 "pytorch-lightning_version": "2.6"}, tmp_path / "last.ckpt")
     with pytest.raises(NSTError, match="Lightning"):
         load_weights(tmp_path / "last.ckpt")
+
+
+@pytest.mark.parametrize("layout", ["nst", "fast_neural_style", "seed"])
+def test_each_format_stylizes_an_image_file(tmp_path: Path, layout: str) -> None:
+    path = tmp_path / "w.pth"
+    if layout == "nst":
+        export_weights(TransformerNet(base_channels=4, num_residual=1), path)
+    else:
+        torch.save(foreign_state(layout), path)
+    make_image(tmp_path / "photo.png", size=(30, 20))
+    engine = TorchEngine(load_weights(path), torch.device("cpu"), "fp32")
+    jobs = plan_jobs(tmp_path / "photo.png", tmp_path / "out")
+    run_jobs(engine, jobs, InferSettings())
+    styled = load_image(tmp_path / "out" / "photo.png", min_side=None)
+    assert styled.shape == (1, 3, 20, 30) and float(styled.std()) > 0.01
