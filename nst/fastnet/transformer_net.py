@@ -15,6 +15,9 @@ from torch import nn
 from nst.errors import NSTError
 
 UPSAMPLE_MODES = ("deconv", "nearest")
+#: Output layers: ``sigmoid`` (ours) or ``clamp`` to [0, 1] (networks trained on 0-255 with a linear output,
+#: as imported by :mod:`nst.fastnet.formats`).
+OUTPUT_MODES = ("sigmoid", "clamp")
 #: The net divides H and W by 4; inputs are padded to a multiple of this.
 MULTIPLE = 4
 #: Smallest padded side the inner reflection pads accept: the 9x9 pad (4) needs > 4 px, and the
@@ -68,16 +71,23 @@ class TransformerNet(nn.Module):
     scaled tanh to keep the [0,1] convention used everywhere else.
     """
 
-    def __init__(self, upsample: str = "deconv", base_channels: int = 32, num_residual: int = 5) -> None:
+    def __init__(
+        self, upsample: str = "deconv", base_channels: int = 32, num_residual: int = 5, output: str = "sigmoid"
+    ) -> None:
         super().__init__()
         if upsample not in UPSAMPLE_MODES:
             raise NSTError(f"unknown upsample mode {upsample!r}; use one of {', '.join(UPSAMPLE_MODES)}")
+        if output not in OUTPUT_MODES:
+            raise NSTError(f"unknown output mode {output!r}; use one of {', '.join(OUTPUT_MODES)}")
         if base_channels < 1 or num_residual < 0:
             raise NSTError(
                 f"invalid TransformerNet size (base_channels={base_channels}, num_residual={num_residual}); "
                 "use base_channels >= 1 and num_residual >= 0"
             )
         self._args = {"upsample": upsample, "base_channels": int(base_channels), "num_residual": int(num_residual)}
+        if output != "sigmoid":  # only when set: weights files of our own networks keep their three keys
+            self._args["output"] = output
+        self.output = output
         c = base_channels
         self.encoder = nn.Sequential(_conv_block(3, c, 9), _conv_block(c, 2 * c, 3, 2), _conv_block(2 * c, 4 * c, 3, 2))
         self.residuals = nn.Sequential(*(ResidualBlock(4 * c) for _ in range(num_residual)))
@@ -97,7 +107,8 @@ class TransformerNet(nn.Module):
         # output to ~0.002 steps, as large as the differences the noise stability loss must see.
         with torch.autocast(device_type=y.device.type, enabled=False):
             y = self.head(y.float())
-        return torch.sigmoid(y[..., :h, :w])
+        y = y[..., :h, :w]
+        return torch.sigmoid(y) if self.output == "sigmoid" else y.clamp(0, 1)
 
 
 def _pad_amount(size: int) -> int:
