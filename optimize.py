@@ -19,12 +19,12 @@ from omegaconf import DictConfig
 from nst.app.builders import build_criterion
 from nst.app.cli import hydra_entry
 from nst.app.config import build, plain, style_paths
-from nst.app.device import resolve_device
+from nst.app.device import check_precision, resolve_device
 from nst.app.run_info import resolved_dict, save_run_info
 from nst.errors import NSTError
 from nst.gatys.callbacks import build_callbacks
-from nst.gatys.image import stylize_image
 from nst.gatys.loop import LoopSettings
+from nst.gatys.pyramid import stylize_pyramid
 from nst.io.image import IMAGE_SUFFIXES, load_input, load_style_images, save_image
 
 
@@ -38,11 +38,15 @@ def main(cfg: DictConfig) -> Path:
     save_run_info(cfg, run_dir)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
+    check_precision(device, cfg.precision)
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # one image size for the whole run
+        torch.backends.cudnn.benchmark = True  # one image size per (pyramid level of a) run
 
-    content = load_input(cfg.content, cfg.max_size, "content")
-    style_images = load_style_images(style_paths(cfg.style), cfg.max_size)
+    pyramid = build(cfg.pyramid)
+    content = load_input(cfg.content, cfg.max_size, "content")  # max_size: an upper limit, never upscaled
+    style_size = cfg.style.get("size") or max(content.shape[-2:])  # default: the content's long side
+    style_images = load_style_images(style_paths(cfg.style), style_size)
+    pyramid.check(content, style_images)  # a schedule too deep for these images fails before VGG loads
     criterion = build_criterion(cfg).to(device)
     settings = LoopSettings(
         iterations=cfg.iterations,
@@ -51,10 +55,14 @@ def main(cfg: DictConfig) -> Path:
         tolerance=cfg.early_stop.tolerance,
         precision=cfg.precision,
     )
-    callbacks = build_callbacks(plain(cfg.logger), run_dir, resolved_dict(cfg), cfg.iterations)
-    result = stylize_image(
+    callbacks = build_callbacks(
+        plain(cfg.logger), run_dir, resolved_dict(cfg), sum(pyramid.schedule(cfg.iterations)),
+        save_every=cfg.save_every, color_source=content if cfg.preserve_color else None,
+    )
+    result = stylize_pyramid(
         content,
         criterion,
+        pyramid=pyramid,
         settings=settings,
         style_images=style_images,
         style_blend=plain(cfg.style.blend),

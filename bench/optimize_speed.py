@@ -1,15 +1,23 @@
-"""Seconds per L-BFGS iteration of our Gatys loop against a textbook baseline, run in the same process.
+"""Speed of our Gatys loop: per iteration against the PyTorch tutorial, and coarse to fine against single scale.
 
-    python bench/optimize_speed.py [--device auto|cpu|cuda] [--iters 6] [--rounds 2] [--threads N] [--skip-precision]
+    python bench/optimize_speed.py [--device auto|cpu|cuda] [--iters 6] [--rounds 2] [--threads N]
+                                   [--pyramid-size 256] [--pyramid-iters 300] [--schedule 200,100,100 ...]
+                                   [--skip-speed] [--skip-pyramid]
+    python bench/optimize_speed.py --skip-speed --pyramid-size 1024     # the README's pyramid figure
 
-The baseline is the well-known PyTorch neural-transfer tutorial loop: ``vgg19().features`` with loss
-modules inserted after the same layers as ours (Table I of Gatys et al. 2016), run at full depth, with its
-weights left trainable, ``clamp_`` in the closure and torch's L-BFGS. Both use the same random VGG weights
-(speed does not depend on the weights; no download needed). One iteration = one loss evaluation.
+1. Seconds per L-BFGS iteration (one loss evaluation), against the "Neural Transfer Using PyTorch" tutorial as
+   published, on the same work: its ``get_style_model_and_losses`` with losses after the same layers (Table I
+   of Gatys et al. 2016 in the tutorial's naming, where ``conv_i`` is the i-th convolution, before its ReLU:
+   style conv_1, conv_3, conv_5, conv_9, conv_13, content conv_10), the model trimmed after the last loss
+   module, eval mode, weights frozen (``model.requires_grad_(False)``), ``clamp_`` in the closure, torch's
+   L-BFGS. Ours runs the same layers (conv1_1 ... conv5_1, conv4_2) at the same image size.
+2. Coarse to fine (``pyramid.*``): wall time until a pyramid run reaches the final total loss of a single-scale
+   run of ``--pyramid-iters`` L-BFGS iterations, at ``--pyramid-size`` px on the long side (Table I layers,
+   post-ReLU, as optimize.py runs them), and the pyramid's own final loss after its budget.
 
-Targets (issue #3): on CPU ours <= 0.75x the baseline; on an H100, 300 iterations at 512x342 in < 3 s.
-A second section compares ``precision=bf16`` with fp32 (final loss, image difference), against fp32's own
-sensitivity to a 1e-6 perturbation of the initial image, as the reference for "the same result".
+Both use the same seeded random VGG weights (no download; speed does not depend on the weights). The
+bundled photo is 451x300, so sizes above that use it upscaled. bf16 rows run only where
+:func:`nst.app.device.check_precision` allows bf16 (GPUs, CPUs with native bf16).
 """
 
 from __future__ import annotations
@@ -25,25 +33,31 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import vgg19
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nst.app.device import resolve_device  # noqa: E402
-from nst.gatys.image import stylize_image  # noqa: E402
+from nst.app.device import check_precision, resolve_device  # noqa: E402
+from nst.errors import NSTError  # noqa: E402
 from nst.gatys.loop import LoopSettings  # noqa: E402
-from nst.io.image import load_input  # noqa: E402
+from nst.gatys.pyramid import Pyramid, stylize_pyramid  # noqa: E402
+from nst.io.image import load_image  # noqa: E402
 from nst.losses import StyleTransferCriterion  # noqa: E402
 from nst.vgg import IMAGENET_MEAN, IMAGENET_STD, VGGFeatures  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTENT_LAYERS = ["block4_conv2"]
-STYLE_LAYERS = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
+#: Table I of Gatys et al. 2016 in the tutorial's names, and the same tensors in ours (pre-ReLU).
+TUTORIAL_CONTENT, TUTORIAL_STYLE = ["conv_10"], ["conv_1", "conv_3", "conv_5", "conv_9", "conv_13"]
+OURS_CONTENT, OURS_STYLE = ["conv4_2"], ["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"]
+#: Table I as optimize.py runs it (conf/loss/gatys.yaml: post-ReLU), for the pyramid comparison.
+GATYS_CONTENT = ["block4_conv2"]
+GATYS_STYLE = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
 STYLE_WEIGHT = 1e9  # the random VGG has small activations; this gives losses of the usual size
-SIZES = [(256, 256), (342, 512)]  # (H, W): 256x256 and 512x342
+SIZES = [(256, 256), (342, 512)]  # (H, W)
+#: Coarse-to-fine schedules compared with single scale: iterations per level, coarse to fine (one level each).
+SCHEDULES = ["200,100,100", "200,150"]
 
 
-# --- the textbook baseline (PyTorch "Neural Transfer Using PyTorch" tutorial, full depth, unfrozen) ---
+# --- the tutorial, as published: loss modules inserted after named layers, trimmed after the last one ---
 class _ContentLoss(nn.Module):
     def __init__(self, target: torch.Tensor):
         super().__init__()
@@ -80,11 +94,9 @@ class _Normalization(nn.Module):
         return (img - self.mean) / self.std
 
 
-def _baseline_model(cnn: nn.Sequential, style: torch.Tensor, content: torch.Tensor, device: torch.device):
-    # tutorial names: conv_i / relu_i; ours (post-ReLU) block1_conv1=relu_1, block2_conv1=relu_3,
-    # block3_conv1=relu_5, block4_conv1=relu_9, block4_conv2=relu_10, block5_conv1=relu_13
-    content_names, style_names = ["relu_10"], ["relu_1", "relu_3", "relu_5", "relu_9", "relu_13"]
-    model = nn.Sequential(_Normalization(device))
+def tutorial_model(cnn: nn.Sequential, style: torch.Tensor, content: torch.Tensor):
+    """The tutorial's ``get_style_model_and_losses`` with Table I's layers: ``conv_i`` counts convolutions."""
+    model = nn.Sequential(_Normalization(content.device))
     content_losses, style_losses = [], []
     i = 0
     for layer in cnn.children():
@@ -96,22 +108,22 @@ def _baseline_model(cnn: nn.Sequential, style: torch.Tensor, content: torch.Tens
         else:
             name = f"pool_{i}"
         model.add_module(name, layer)
-        if name in content_names:
-            loss = _ContentLoss(model(content).detach())
-            model.add_module(f"content_loss_{i}", loss)
-            content_losses.append(loss)
-        if name in style_names:
-            loss = _StyleLoss(model(style).detach())
-            model.add_module(f"style_loss_{i}", loss)
-            style_losses.append(loss)
-    return model, style_losses, content_losses  # no trimming: full-depth forward
+        if name in TUTORIAL_CONTENT:
+            content_losses.append(_ContentLoss(model(content).detach()))
+            model.add_module(f"content_loss_{i}", content_losses[-1])
+        if name in TUTORIAL_STYLE:
+            style_losses.append(_StyleLoss(model(style).detach()))
+            model.add_module(f"style_loss_{i}", style_losses[-1])
+    last = max(j for j, m in enumerate(model) if isinstance(m, (_ContentLoss, _StyleLoss)))
+    return model[: last + 1], style_losses, content_losses  # trimmed after the deepest loss, as published
 
 
-def baseline_seconds(cnn: nn.Sequential, content: torch.Tensor, style: torch.Tensor, iters: int) -> float:
-    """Seconds per evaluation of the tutorial's L-BFGS loop (median after two warm-up evaluations)."""
-    model, style_losses, content_losses = _baseline_model(cnn, style, content, content.device)
+def tutorial_seconds(cnn: nn.Sequential, content: torch.Tensor, style: torch.Tensor, iters: int) -> float:
+    """Seconds per evaluation of the tutorial's L-BFGS loop (median after three warm-up evaluations)."""
+    model, style_losses, content_losses = tutorial_model(cnn, style, content)
     img = content.clone().requires_grad_(True)
     model.eval()
+    model.requires_grad_(False)
     optimizer = torch.optim.LBFGS([img])
     stamps: list[float] = []
 
@@ -120,13 +132,13 @@ def baseline_seconds(cnn: nn.Sequential, content: torch.Tensor, style: torch.Ten
             img.clamp_(0, 1)
         optimizer.zero_grad()
         model(img)
-        style_score = sum(sl.loss for sl in style_losses)
+        style_score = STYLE_WEIGHT * sum(sl.loss for sl in style_losses)
         content_score = sum(cl.loss for cl in content_losses)
-        loss = STYLE_WEIGHT * style_score + content_score
+        loss = style_score + content_score
         loss.backward()
         _sync(content.device)
         stamps.append(time.perf_counter())
-        return style_score + content_score
+        return loss
 
     while len(stamps) < iters + 3:
         optimizer.step(closure)
@@ -134,30 +146,32 @@ def baseline_seconds(cnn: nn.Sequential, content: torch.Tensor, style: torch.Ten
 
 
 # --- ours ---
-def _criterion(device: torch.device) -> StyleTransferCriterion:
+def _criterion(device: torch.device, content_layers: list[str], style_layers: list[str]) -> StyleTransferCriterion:
     encoder = functools.partial(VGGFeatures, weights="random", seed=0)
-    return StyleTransferCriterion(encoder, CONTENT_LAYERS, STYLE_LAYERS, style_weight=STYLE_WEIGHT).to(device)
+    return StyleTransferCriterion(encoder, content_layers, style_layers, style_weight=STYLE_WEIGHT).to(device)
 
 
-def _stylize(content: torch.Tensor, crit: StyleTransferCriterion, **kwargs):
-    """``stylize_image`` with the loop settings as keywords, early stop off: every run does the same work."""
-    fields = ("iterations", "optimizer", "precision", "channels_last")
-    settings = LoopSettings(patience=None, **{k: kwargs.pop(k) for k in fields if k in kwargs})
-    return stylize_image(content, crit, settings=settings, **kwargs)
-
-
-def ours_seconds(content: torch.Tensor, style: torch.Tensor, iters: int, **kwargs) -> tuple[float, float]:
-    """Seconds per iteration of stylize_image (median after two warm-ups), and its total seconds."""
-    stamps: list[float] = []
+def _run(content, style, layers, iterations: int, pyramid: Pyramid | None = None, stamps=None, **settings):
+    """``stylize_pyramid`` with early stop off, so every run does the same work; ``stamps`` gets (wall seconds,
+    process CPU seconds, total loss) per iteration, both clocks started at the call."""
+    wall, cpu = time.perf_counter(), time.process_time()
 
     def stamp(info) -> None:
         _sync(content.device)
-        stamps.append(time.perf_counter())
+        stamps.append((time.perf_counter() - wall, time.process_time() - cpu, info.losses["loss/total"]))
 
-    result = stylize_image(
-        content, _criterion(content.device), style_images=[style], iterations=iters + 3, callbacks=[stamp], **kwargs
+    return stylize_pyramid(
+        content, _criterion(content.device, *layers), pyramid=pyramid, style_images=[style],
+        settings=LoopSettings(iterations=iterations, patience=None, **settings),
+        callbacks=[stamp] if stamps is not None else [],
     )
-    return statistics.median(b - a for a, b in zip(stamps[2:], stamps[3:])), result.seconds
+
+
+def ours_seconds(content: torch.Tensor, style: torch.Tensor, iters: int, **settings) -> float:
+    """Seconds per iteration of our loop (median after three warm-ups)."""
+    stamps: list[tuple[float, float, float]] = []
+    _run(content, style, (OURS_CONTENT, OURS_STYLE), iters + 3, stamps=stamps, **settings)
+    return statistics.median(b[0] - a[0] for a, b in zip(stamps[2:], stamps[3:]))
 
 
 def _sync(device: torch.device) -> None:
@@ -166,72 +180,71 @@ def _sync(device: torch.device) -> None:
 
 
 def _images(size: tuple[int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    content = load_input(ROOT / "assets/content/chelsea.jpg", max(size))
-    style = load_input(ROOT / "assets/styles/udnie.jpg", max(size))
-    resize = lambda x: F.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)  # noqa: E731
-    return resize(content).to(device), resize(style).to(device)
+    """The bundled photo and udnie, resized to exactly ``size`` (H, W)."""
+    content = load_image(ROOT / "assets/content/chelsea.jpg")
+    style = load_image(ROOT / "assets/styles/udnie.jpg", max(size))
+    resize = lambda x: F.interpolate(x, size=size, mode="bicubic", antialias=True, align_corners=False)  # noqa: E731
+    return resize(content).clamp(0, 1).to(device), resize(style).clamp(0, 1).to(device)
+
+
+def _bf16_ok(device: torch.device) -> bool:
+    try:
+        check_precision(device, "bf16")
+        return True
+    except NSTError as exc:
+        print(f"bf16 rows skipped: {exc}")
+        return False
 
 
 def speed(device: torch.device, iters: int, rounds: int) -> None:
     """Per size, alternate the variants for ``rounds`` rounds and keep each one's best round, so a
     neighbour's load on a shared machine does not decide the ratio."""
-    torch.manual_seed(0)
-    cnn = vgg19(weights=None).features.to(device)  # same init scheme as ours; weights left trainable
+    # the whole vgg19().features stack (37 layers), with our seeded random weights: the tutorial trims it itself
+    cnn = VGGFeatures(["pool5"], weights="random", seed=0).features.to(device)
     print(f"device: {_device_name(device)}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"best of {rounds} rounds of {iters} timed iterations")
-    print(f"{'size':>9}  {'variant':<28} {'s/iter':>8} {'x baseline':>10}")
-    variants = {
-        "baseline (tutorial)": None,
-        "ours (default: fp32, NHWC)": {},
-        "ours fp32, NCHW": {"channels_last": False},
-        "ours bf16 autocast, NHWC": {"precision": "bf16"},
-    }
+    print(f"{'size':>9}  {'variant':<28} {'s/iter':>8} {'x tutorial':>10}")
+    variants = {"tutorial (as published)": None, "ours (default: fp32, NHWC)": {},
+                "ours fp32, NCHW": {"channels_last": False}}
+    if _bf16_ok(device):
+        variants["ours bf16 autocast, NHWC"] = {"precision": "bf16"}
     for h, w in SIZES:
         content, style = _images((h, w), device)
         best: dict[str, float] = {}
         for _ in range(rounds):
-            for name, kwargs in variants.items():
-                if kwargs is None:
-                    seconds = baseline_seconds(cnn, content, style, iters)
-                else:
-                    seconds = ours_seconds(content, style, iters, **kwargs)[0]
+            for name, settings in variants.items():
+                seconds = tutorial_seconds(cnn, content, style, iters) if settings is None else ours_seconds(
+                    content, style, iters, **settings)
                 best[name] = min(best.get(name, float("inf")), seconds)
-        base = best["baseline (tutorial)"]
+        base = best["tutorial (as published)"]
         for name, seconds in best.items():
             print(f"{w:>4}x{h:<4}  {name:<28} {seconds:8.4f} {seconds / base:10.2f}")
-    if device.type == "cuda":
-        content, style = _images((342, 512), device)
-        for precision in ("fp32", "bf16"):
-            crit = _criterion(device)
-            result = _stylize(content, crit, style_images=[style], iterations=300, precision=precision)
-            print(f"300 L-BFGS iterations at 512x342, {precision}: {result.seconds:.2f} s "
-                  f"(target < 3 s, setup included)")
 
 
-def precision_check(device: torch.device, size: int = 128, iterations: int = 100) -> None:
-    """bf16 vs fp32 after ``iterations`` evaluations, next to fp32 against itself from an init nudged by 1e-6:
-    that nudge measures how sensitive the optimisation is anyway, the yardstick for "the same result"."""
-    content, style = _images((size, size), device)
-    noise = torch.randn(content.shape, generator=torch.Generator().manual_seed(1)).to(device)
-    adam = functools.partial(torch.optim.Adam, lr=0.02, betas=(0.99, 0.999), eps=0.1)
-    print(f"\nprecision check, {size}x{size}, {iterations} iterations from the content; vs the fp32 run: "
-          f"final total loss ratio, mean |image diff| (0-255 scale), median relative difference of the curve")
-    for opt_name, optimizer in (("lbfgs", None), ("adam", adam)):
-
-        def run(init: torch.Tensor, precision: str, optimizer=optimizer):
-            return _stylize(content, _criterion(device), style_images=[style], init=init, optimizer=optimizer,
-                            iterations=iterations, precision=precision)
-
-        ref = run(content, "fp32")
-        print(f"  {opt_name:<5} fp32                     final total {ref.history['loss/total'][-1]:.4g}")
-        for name, init, precision in (("fp32, init nudged 1e-6", content + 1e-6 * noise, "fp32"),
-                                      ("bf16 autocast", content, "bf16")):
-            other = run(init, precision)
-            diff = (other.image - ref.image).abs().mean().item() * 255
-            a, b = ref.history["loss/total"], other.history["loss/total"]
-            curve = statistics.median(abs(x - y) / abs(x) for x, y in zip(a, b))
-            print(f"  {opt_name:<5} {name:<24} final total {b[-1]:.4g} (x{b[-1] / a[-1]:.3f})  "
-                  f"image diff {diff:5.2f}/255  curve diff {curve:.2%}")
+def pyramid_check(device: torch.device, size: int, iterations: int, schedules: list[str]) -> None:
+    """Time of each coarse-to-fine schedule until its total loss first reaches the final total loss of a
+    single-scale run of ``iterations`` L-BFGS iterations, at ``size`` px on the long side. Wall time, and the
+    process's CPU time, which a shared machine's other load disturbs far less."""
+    h, w = round(size * 300 / 451), size
+    content, style = _images((h, w), device)
+    layers = (GATYS_CONTENT, GATYS_STYLE)
+    stamps: list[tuple[float, float, float]] = []
+    _run(content, style, layers, iterations, stamps=stamps)
+    base_wall, base_cpu, target = stamps[-1]
+    print(f"\ncoarse to fine at {w}x{h}, L-BFGS; single scale, {iterations} iterations: {base_wall:.1f} s "
+          f"({base_cpu:.1f} s CPU), final total loss {target:.4g}")
+    for text in schedules:
+        schedule = [int(n) for n in text.split(",")]
+        levels, stamps = len(schedule), []
+        _run(content, style, layers, iterations, Pyramid(levels, schedule), stamps)
+        coarse = sum(schedule[:-1])  # iterations before the full-size level
+        reached = next(((t, c) for t, c, loss in stamps[coarse:] if loss <= target), None)
+        when = (f"{reached[0]:.1f} s = {reached[0] / base_wall:.2f}x wall, {reached[1] / base_cpu:.2f}x CPU"
+                if reached else "never")
+        final_wall, final_cpu, final = stamps[-1]
+        print(f"  levels={levels} iterations={schedule}: reaches {target:.4g} after {when}; its own final loss "
+              f"{final:.4g} (x{final / target:.3f}) after {final_wall:.1f} s = {final_wall / base_wall:.2f}x wall, "
+              f"{final_cpu / base_cpu:.2f}x CPU")
 
 
 def _device_name(device: torch.device) -> str:
@@ -244,15 +257,22 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=6, help="timed iterations per measurement (after 3 warm-ups)")
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds; the best one counts")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
-    parser.add_argument("--skip-precision", action="store_true")
+    parser.add_argument("--pyramid-size", type=int, default=256, help="long side of the pyramid comparison (1024)")
+    parser.add_argument("--pyramid-iters", type=int, default=300, help="iterations of the single-scale run")
+    parser.add_argument("--schedule", action="append", help=f"pyramid iterations per level, e.g. 200,100,100 "
+                        f"(repeatable; default: {' and '.join(SCHEDULES)})")
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-pyramid", action="store_true")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", message="vgg.weights=random")
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows when the output goes to a file
     device = resolve_device(args.device)
-    speed(device, args.iters, args.rounds)
-    if not args.skip_precision:
-        precision_check(device)
+    if not args.skip_speed:
+        speed(device, args.iters, args.rounds)
+    if not args.skip_pyramid:
+        pyramid_check(device, args.pyramid_size, args.pyramid_iters, args.schedule or SCHEDULES)
 
 
 if __name__ == "__main__":

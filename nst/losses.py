@@ -72,17 +72,35 @@ def tv_loss(image: torch.Tensor) -> torch.Tensor:
     return dx.float().pow(2).mean() + dy.float().pow(2).mean()
 
 
-def temporal_loss(image: torch.Tensor, warped: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """MSE between a frame and the warped previous stylized frame, over valid pixels only (Ruder et al. 2016).
+#: How the temporal term is normalised: ``all`` pixels (Ruder et al.'s 1/D, D = W*H*C) or only the ``valid`` ones.
+TEMPORAL_NORMALIZATIONS = ("all", "valid")
 
-    ``mask`` (B, 1, H, W) or (B, C, H, W) is 1 where the flow is reliable and 0 where it is not
-    (occlusions, motion boundaries); the mean is taken over the valid pixels. No valid pixel gives 0.
+
+def _check_temporal_normalization(name: str) -> str:
+    if name not in TEMPORAL_NORMALIZATIONS:
+        choices = ", ".join(TEMPORAL_NORMALIZATIONS)
+        raise NSTError(f"loss.temporal_normalization must be one of {choices}, got {name!r}")
+    return name
+
+
+def temporal_loss(
+    image: torch.Tensor, warped: torch.Tensor, mask: torch.Tensor | None = None, normalization: str = "all"
+) -> torch.Tensor:
+    """Masked squared difference between a frame and the warped previous stylized frame (Ruder et al. 2016).
+
+    ``mask`` (B, 1, H, W) or (B, C, H, W) is 1 where the flow is reliable and 0 where it is not (occlusions,
+    motion boundaries). ``normalization="all"`` divides the masked sum by every element (B*C*H*W), as
+    Ruder et al.'s 1/D with D = W*H*C, so a weight means the same on every frame whatever its occlusions;
+    ``"valid"`` divides by the valid elements only (a mean over them; no valid pixel gives 0), which
+    up-weights the few valid pixels of a heavily occluded frame. Without a mask both are the plain mean.
     """
+    _check_temporal_normalization(normalization)
     diff = (image.float() - warped.float()).pow(2)
     if mask is None:
         return diff.mean()
     mask = mask.float().expand_as(diff)
-    return (diff * mask).sum() / mask.sum().clamp_min(1.0)
+    count = mask.sum().clamp_min(1.0) if normalization == "valid" else diff.numel()
+    return (diff * mask).sum() / count
 
 
 def noise_stability_loss(output: torch.Tensor, noisy_output: torch.Tensor) -> torch.Tensor:
@@ -113,6 +131,9 @@ class StyleTransferCriterion(nn.Module):
         content_layers / style_layers: VGG layer names (see :mod:`nst.vgg`).
         content_layer_weights / style_layer_weights: optional per-layer weights (default equal).
         *_weight: the weight of each term; 0 disables it.
+        temporal_normalization: ``all`` (default, Ruder et al. 2016: the masked squared error divided by all
+            W*H*C elements, so ``temporal_weight`` means the same on every frame) or ``valid`` (divided by the
+            valid elements only); see :func:`temporal_loss`.
     """
 
     def __init__(
@@ -127,6 +148,7 @@ class StyleTransferCriterion(nn.Module):
         noise_weight: float = 0.0,
         content_layer_weights: Sequence[float] | None = None,
         style_layer_weights: Sequence[float] | None = None,
+        temporal_normalization: str = "all",
     ):
         super().__init__()
         self.content_layers = _layer_weights(list(content_layers), content_layer_weights, "content")
@@ -141,6 +163,7 @@ class StyleTransferCriterion(nn.Module):
             "temporal": float(temporal_weight),
             "noise": float(noise_weight),
         }
+        self.temporal_normalization = _check_temporal_normalization(temporal_normalization)
         self.target_grams: dict[str, torch.Tensor] = {}
 
     def enabled(self, term: str) -> bool:
@@ -201,7 +224,7 @@ class StyleTransferCriterion(nn.Module):
         if self.enabled("tv"):
             raw["tv"] = tv_loss(image)
         if self.enabled("temporal") and temporal_target is not None:
-            raw["temporal"] = temporal_loss(image, temporal_target, temporal_mask)
+            raw["temporal"] = temporal_loss(image, temporal_target, temporal_mask, self.temporal_normalization)
         if self.enabled("noise") and noisy_image is not None:
             raw["noise"] = noise_stability_loss(image, noisy_image)
         terms = {name: self.weights[name] * value for name, value in raw.items()}

@@ -55,8 +55,13 @@ def test_content_tv_temporal_values_by_hand() -> None:
     assert tv_loss(a).item() == pytest.approx(1 + 4)
     assert temporal_loss(a, b).item() == pytest.approx(14 / 4)
     mask = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])
-    assert temporal_loss(a, b, mask).item() == pytest.approx((0 + 9) / 2)  # mean over valid pixels only
-    assert temporal_loss(a, b, torch.zeros_like(mask)).item() == 0.0
+    assert temporal_loss(a, b, mask).item() == pytest.approx((0 + 9) / 4)  # Ruder et al.: over all W*H*C
+    assert temporal_loss(a, b, mask, "valid").item() == pytest.approx((0 + 9) / 2)  # over valid pixels only
+    for normalization in ("all", "valid"):
+        assert temporal_loss(a, b, torch.zeros_like(mask), normalization).item() == 0.0
+        assert temporal_loss(a, b, None, normalization).item() == pytest.approx(14 / 4)
+    with pytest.raises(NSTError, match="loss.temporal_normalization must be one of all, valid, got 'pixels'"):
+        temporal_loss(a, b, mask, "pixels")
     assert noise_stability_loss(a, b).item() == pytest.approx(14 / 4)
 
 
@@ -64,13 +69,18 @@ def test_temporal_mask_broadcasts_over_channels() -> None:
     image = torch.ones(1, 3, 2, 2)
     warped = torch.zeros(1, 3, 2, 2)
     mask = torch.tensor([[[[1.0, 1.0], [0.0, 0.0]]]])
-    assert temporal_loss(image, warped, mask).item() == pytest.approx(1.0)
+    assert temporal_loss(image, warped, mask).item() == pytest.approx(6 / 12)
+    assert temporal_loss(image, warped, mask, "valid").item() == pytest.approx(1.0)
 
 
 def test_gradients_by_hand() -> None:
     x = torch.tensor([[[[0.0, 1.0], [2.0, 3.0]]]], requires_grad=True)
     mask = torch.tensor([[[[1.0, 0.0], [0.0, 1.0]]]])
     temporal_loss(x, torch.zeros_like(x), mask).backward()
+    # d/dx sum(m * x^2) / (W*H*C) = 2 m x / 4
+    torch.testing.assert_close(x.grad, mask * x.detach() / 2)
+    x.grad = None
+    temporal_loss(x, torch.zeros_like(x), mask, "valid").backward()
     # d/dx sum(m * x^2) / sum(m) = 2 m x / 2
     torch.testing.assert_close(x.grad, mask * x.detach())
     x.grad = None
@@ -109,6 +119,22 @@ def test_criterion_total_is_weighted_sum_of_enabled_terms(encoder) -> None:
         torch.testing.assert_close(terms[name], value, msg=name)
         assert terms[name] > 0, name
     torch.testing.assert_close(terms["total"], sum(expected.values()))
+
+
+def test_criterion_temporal_normalization_is_an_explicit_option(encoder) -> None:
+    """Ruder et al. 2016 divide by all W*H*C pixels (the default); ``valid`` divides by the valid ones."""
+    image, warped = torch.ones(1, 3, 32, 32), torch.zeros(1, 3, 32, 32)
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., :8, :] = 1  # a quarter of the frame is valid: a large occlusion
+    terms = {}
+    for normalization in ("all", "valid"):
+        criterion = StyleTransferCriterion(encoder, CONTENT, STYLE, content_weight=0, style_weight=0,
+                                           temporal_weight=2.0, temporal_normalization=normalization)
+        terms[normalization] = criterion(image, temporal_target=warped, temporal_mask=mask)["temporal"].item()
+    assert terms == {"all": pytest.approx(2.0 / 4), "valid": pytest.approx(2.0)}
+    assert StyleTransferCriterion(encoder, CONTENT, STYLE).temporal_normalization == "all"
+    with pytest.raises(NSTError, match="temporal_normalization"):
+        StyleTransferCriterion(encoder, CONTENT, STYLE, temporal_normalization="mean")
 
 
 def test_disabled_terms_are_absent_and_not_in_total(encoder) -> None:

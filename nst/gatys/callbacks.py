@@ -1,4 +1,5 @@
-"""Callbacks of the Gatys loop (:mod:`nst.gatys.loop`): progress bar, loss curves (CSV + PNG) and W&B.
+"""Callbacks of the Gatys loop (:mod:`nst.gatys.loop`): progress bar, progress images, loss curves (CSV + PNG)
+and W&B.
 
 :func:`build_callbacks` reads the ``logger`` settings as data: ``csv`` or ``wandb`` write the curves and their
 plot into the run folder, and ``wandb`` logs the same to Weights & Biases too. :class:`WandbRun` is the only
@@ -16,19 +17,23 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 from tqdm import tqdm
 
+from nst import color
 from nst.errors import NSTError
 from nst.gatys.loop import STOP_REASONS, IterationInfo, LoopCallback, StylizeResult
 from nst.io.files import atomic_path
-from nst.io.image import tensor_to_pil
+from nst.io.image import save_image, tensor_to_pil
 from nst.tracking import wandb_dir, wandb_mode
 
 CURVES_CSV = "loss_curves.csv"
 CURVES_PNG = "loss_curves.png"
+PROGRESS_DIR = "progress"
 
 
 class ProgressBar(LoopCallback):
@@ -104,6 +109,38 @@ class LossCurves(LoopCallback):
             save_loss_plot(result.history, self.folder / CURVES_PNG, _title(result))
 
 
+class SaveProgress(LoopCallback):
+    """Writes the image every ``every`` iterations as ``<folder>/progress/iter_<n>.png`` (n: iterations done),
+    atomically, so a user can watch it form; a coarse-to-fine run writes its smaller levels at their size.
+
+    ``color_source``: the content, for ``preserve_color`` runs, whose loop optimises luminance only; each
+    image then gets the content's colours back (Gatys et al. 2016b) instead of being written gray.
+    """
+
+    def __init__(self, folder: str | os.PathLike, every: int, color_source: torch.Tensor | None = None):
+        if int(every) < 1:
+            raise NSTError(f"save_every must be a positive number of iterations (or 0: off), got {every}")
+        self.folder = Path(folder) / PROGRESS_DIR
+        self.every = int(every)
+        self.color_source = color_source
+
+    def path(self, done: int) -> Path:
+        """The file of the image after ``done`` iterations."""
+        return self.folder / f"iter_{done:07d}.png"
+
+    def on_iteration(self, info: IterationInfo) -> None:
+        done = info.iteration + 1
+        if done % self.every:
+            return
+        image = info.image.clamp(0, 1)
+        if self.color_source is not None:
+            source = self.color_source.to(image.device)
+            if source.shape[-2:] != image.shape[-2:]:
+                source = F.interpolate(source, size=image.shape[-2:], mode="bilinear", antialias=True)
+            image = color.restore_color(image, source)
+        save_image(image, self.path(done))
+
+
 class WandbRun(LoopCallback):
     """Logs every iteration's losses, then the result image, the loss plot and a summary, to W&B.
 
@@ -170,14 +207,19 @@ def build_callbacks(
     config: Mapping[str, Any],
     total: int,
     progress: bool = True,
+    save_every: int = 0,
+    color_source: torch.Tensor | None = None,
 ) -> list[LoopCallback]:
     """The loop's callbacks for a ``logger`` config: with ``csv`` and/or ``wandb`` the curves (CSV + PNG) go
-    into the run folder, and with ``wandb`` to W&B as well; an empty config (``logger=none``) writes neither."""
+    into the run folder, and with ``wandb`` to W&B as well; an empty config (``logger=none``) writes neither.
+    ``save_every`` > 0 adds :class:`SaveProgress` (``color_source``: see there)."""
     logger = dict(logger or {})
     unknown = sorted(set(logger) - {"csv", "wandb"})
     if unknown:
         raise NSTError(f"logger {', '.join(unknown)} is not supported by optimize.py; use logger=csv, wandb or none")
     callbacks: list[LoopCallback] = [ProgressBar(total)] if progress else []
+    if save_every:
+        callbacks.append(SaveProgress(folder, save_every, color_source))
     if logger:  # the run folder keeps its own record whichever trackers are on
         callbacks.append(LossCurves(folder))
     if "wandb" in logger:

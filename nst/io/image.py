@@ -59,13 +59,16 @@ def _to_rgb8(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def resize_long_side(img: Image.Image, max_size: int | None) -> Image.Image:
-    """Scale so the long side equals ``max_size`` (up or down), keeping the aspect ratio."""
-    if not max_size or max(img.size) == max_size:
+def resize_long_side(img: Image.Image, size: int | None, upscale: bool = True) -> Image.Image:
+    """Scale so the long side equals ``size``, keeping the aspect ratio (Lanczos).
+
+    ``upscale=False`` makes ``size`` an upper limit: larger images are scaled down, smaller ones are kept.
+    """
+    if not size or max(img.size) == size or (not upscale and max(img.size) < size):
         return img
-    scale = max_size / max(img.size)
-    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-    return img.resize(size, Image.Resampling.LANCZOS)
+    scale = size / max(img.size)
+    new = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(new, Image.Resampling.LANCZOS)
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:
@@ -85,12 +88,13 @@ def tensor_to_pil(image: torch.Tensor) -> Image.Image:
 
 
 def load_image(
-    path: str | os.PathLike, max_size: int | None = None, min_side: int | None = MIN_SIDE
+    path: str | os.PathLike, max_size: int | None = None, min_side: int | None = MIN_SIDE, *, upscale: bool = True
 ) -> torch.Tensor:
     """Load an image file as a (1, 3, H, W) tensor in [0, 1], long side scaled to ``max_size``.
 
-    Images with a side below ``min_side`` are refused, before resizing (upscaling a 1x1 picture would
-    invent the whole image) and after it (a very elongated one): VGG-19's five poolings need 32 px.
+    ``upscale=False`` only scales images down (``max_size`` is then an upper limit). Images with a side
+    below ``min_side`` are refused, before resizing (upscaling a 1x1 picture would invent the whole image)
+    and after it (a very elongated one): VGG-19's five poolings need 32 px.
     """
     img = open_rgb(path)
     if min_side and min(img.size) < min_side:
@@ -98,26 +102,34 @@ def load_image(
             f"image {path} is {img.width}x{img.height}: both sides must be at least {min_side} px "
             "for VGG-19's five poolings; use a larger image"
         )
-    img = resize_long_side(img, max_size)
+    img = resize_long_side(img, max_size, upscale=upscale)
     if min_side and min(img.size) < min_side:
         raise NSTError(
-            f"image {path} is {img.width}x{img.height} after scaling its long side to max_size={max_size}: "
-            f"both sides must be at least {min_side} px; use a larger max_size or a less elongated image"
+            f"image {path} is {img.width}x{img.height} after scaling its long side to {max_size} px: "
+            f"both sides must be at least {min_side} px; use a larger size (max_size for the content, style.size "
+            "for the style) or a less elongated image"
         )
     return pil_to_tensor(img)
 
 
-def load_input(path: str | os.PathLike, max_size: int | None, what: str = "input") -> torch.Tensor:
-    """Load a content or style image (see :func:`load_image`); errors say which input it was."""
+def load_input(
+    path: str | os.PathLike, max_size: int | None, what: str = "input", *, upscale: bool = False
+) -> torch.Tensor:
+    """Load a content image: ``max_size`` is an upper limit on its long side, as in Gatys et al. 2016 (larger
+    photos are scaled down, smaller ones never up); errors say which input it was (see :func:`load_image`)."""
     try:
-        return load_image(path, max_size)
+        return load_image(path, max_size, upscale=upscale)
     except NSTError as exc:
         raise NSTError(f"{what}: {exc}") from None
 
 
-def load_style_images(paths: Sequence[str | os.PathLike], max_size: int | None) -> list[torch.Tensor]:
-    """The style image(s) of a run, long side scaled to ``max_size``; errors name them as the style."""
-    return [load_input(path, max_size, "style") for path in paths]
+def load_style_images(paths: Sequence[str | os.PathLike], size: int | None) -> list[torch.Tensor]:
+    """The style image(s) of a run, long side scaled to exactly ``size`` (up or down; ``None``: their own size).
+
+    The style's scale sets the size of the strokes the result gets, so it is a setting of its own
+    (``style.size``) rather than the content's limit; errors name them as the style.
+    """
+    return [load_input(path, size, "style", upscale=True) for path in paths]
 
 
 def save_image(image: torch.Tensor, path: str | os.PathLike, quality: int = 95) -> Path:

@@ -146,11 +146,16 @@ def test_multirun_runs_both_jobs_with_lbfgs_and_adam(tmp_path: Path) -> None:
 
 # --- inputs that must fail: in-process (no interpreter start-up), each one clean `error:` line ---
 @pytest.fixture(scope="module")
-def entry():
+def optimize_module():
     spec = importlib.util.spec_from_file_location("optimize_entry", ROOT / "optimize.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main
+    return module
+
+
+@pytest.fixture(scope="module")
+def entry(optimize_module):
+    return optimize_module.main
 
 
 def _fails(entry, monkeypatch, capsys, tmp_path: Path, args: list[str]) -> str:
@@ -222,3 +227,55 @@ def test_errors_inside_hydra_instantiate_stay_one_clean_line(entry, monkeypatch,
 def test_optimizer_settings_torch_refuses(entry, monkeypatch, capsys, tmp_path: Path) -> None:
     line = _fails(entry, monkeypatch, capsys, tmp_path, ["optimizer=adam", "optimizer.lr=-1", "max_size=48"])
     assert "optimizer refused its settings" in line and "learning rate" in line
+
+
+def test_bf16_on_a_cpu_without_native_bf16_is_refused(entry, monkeypatch, capsys, tmp_path: Path) -> None:
+    import nst.app.device
+
+    monkeypatch.setattr(nst.app.device, "cpu_has_native_bf16", lambda: False)  # as on AVX2-only CPUs
+    line = _fails(entry, monkeypatch, capsys, tmp_path, ["precision=bf16", "device=cpu"])
+    assert line.startswith("error: precision=bf16 on a CPU without native bf16") and "precision=fp32" in line
+
+
+def test_too_many_pyramid_levels_for_the_content(entry, monkeypatch, capsys, tmp_path: Path) -> None:
+    line = _fails(entry, monkeypatch, capsys, tmp_path, ["pyramid.levels=3", "pyramid.iterations=[1,1,1]"])
+    assert "pyramid.levels=3 makes the coarsest level 16x11 for a 64x43 image" in line and "fewer levels" in line
+
+
+# --- in-process runs that succeed ---
+def _run(entry, monkeypatch, tmp_path: Path, args: list[str]) -> Path:
+    run = tmp_path / "run"
+    monkeypatch.setattr(sys, "argv", ["optimize.py", *SMALL, "logger=csv", f"hydra.run.dir={run}", *args])
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    entry()
+    return run
+
+
+def test_max_size_is_a_limit_and_the_style_gets_its_own_size(optimize_module, monkeypatch, tmp_path: Path) -> None:
+    photo = tmp_path / "photo.png"
+    Image.new("RGB", (80, 60), (90, 140, 60)).save(photo)
+    sizes = []
+    real = optimize_module.load_style_images
+    spy = lambda paths, size: sizes.append(size) or real(paths, size)  # noqa: E731
+    monkeypatch.setattr(optimize_module, "load_style_images", spy)
+    for extra in ([], ["style.size=48"]):
+        args = [f"content={photo}", "max_size=128", "iterations=2", *extra]
+        run = _run(optimize_module.main, monkeypatch, tmp_path, args)
+        with Image.open(run / "stylized.png") as img:
+            assert img.size == (80, 60)  # never scaled up to max_size
+    assert sizes == [80, 48]  # default: the content's long side after max_size; else style.size
+
+
+def test_pyramid_with_progress_images(entry, monkeypatch, tmp_path: Path) -> None:
+    args = ["max_size=96", "pyramid.levels=2", "pyramid.iterations=[3,2]", "save_every=2", "early_stop.enabled=false"]
+    run = _run(entry, monkeypatch, tmp_path, args)
+    with Image.open(run / "stylized.png") as img:
+        assert img.size == (96, 64)
+    progress = sorted((run / "progress").iterdir())
+    assert [p.name for p in progress] == ["iter_0000002.png", "iter_0000004.png"]
+    sizes = []
+    for path in progress:
+        with Image.open(path) as img:
+            sizes.append(img.size)
+    assert sizes == [(48, 32), (96, 64)]  # the coarse level, then full size
+    assert [int(r["iteration"]) for r in _curves(run / "loss_curves.csv")] == list(range(5))

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from nst.errors import NSTError
-from nst.io.image import load_image, load_input, save_image
+from nst.io.image import load_image, load_input, load_style_images, save_image
 
 
 def test_rgb_round_trip_and_resize(tmp_path) -> None:
@@ -66,7 +66,7 @@ def test_missing_corrupt_and_tiny_files_are_clear_errors(tmp_path) -> None:
     with pytest.raises(NSTError, match=r"dot\.png is 1x1: .*at least 32 px"):
         load_image(tmp_path / "dot.png", max_size=512)  # refused before upscaling
     Image.new("RGB", (400, 40)).save(tmp_path / "strip.png")
-    with pytest.raises(NSTError, match=r"strip\.png is 256x26 after scaling .*max_size=256"):
+    with pytest.raises(NSTError, match=r"strip\.png is 256x26 after scaling its long side to 256 px.*max_size"):
         load_image(tmp_path / "strip.png", max_size=256)
 
 
@@ -105,3 +105,23 @@ def test_load_input_names_the_input_in_errors(tmp_path: Path) -> None:
         load_input(tmp_path / "nope.png", 64, "style")
     with pytest.raises(NSTError, match=r"^content: image .*tiny\.png is 1x1.*32 px"):  # refused before upscaling
         load_input(_save(tmp_path / "tiny.png", Image.new("RGB", (1, 1))), 512, "content")
+
+
+def test_content_max_size_is_an_upper_limit(tmp_path: Path) -> None:
+    """Gatys et al. 2016 scale large photos down to max_size; small ones are never scaled up."""
+    chelsea = Path(__file__).resolve().parents[2] / "assets" / "content" / "chelsea.jpg"  # 451x300
+    assert load_input(chelsea, 512, "content").shape == (1, 3, 300, 451)
+    assert load_input(chelsea, 128, "content").shape == (1, 3, 85, 128)
+    assert load_input(chelsea, None, "content").shape == (1, 3, 300, 451)
+
+
+def test_style_images_are_scaled_to_their_own_size_up_or_down(tmp_path: Path) -> None:
+    small = _save(tmp_path / "small.png", Image.new("RGB", (60, 40), (9, 9, 9)))
+    large = _save(tmp_path / "large.png", Image.new("RGB", (300, 200), (9, 9, 9)))
+    up, down = load_style_images([small, large], 96)
+    assert up.shape == (1, 3, 64, 96) and down.shape == (1, 3, 64, 96)
+    (own,) = load_style_images([small], None)
+    assert own.shape == (1, 3, 40, 60)
+    flat = _save(tmp_path / "flat.png", Image.new("RGB", (300, 60)))
+    with pytest.raises(NSTError, match=r"^style: image .*flat\.png is 96x19 after scaling .*style\.size"):
+        load_style_images([flat], 96)
