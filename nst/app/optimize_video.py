@@ -74,7 +74,8 @@ def resume_command(run_dir: Path) -> str:
     """The command line that resumes this run: the same overrides, in the same run folder."""
     from hydra.core.hydra_config import HydraConfig
 
-    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("hydra.run.dir=")]
+    given = HydraConfig.get().overrides.task if HydraConfig.initialized() else sys.argv[1:]
+    overrides = [o for o in given if not o.startswith("hydra.run.dir=")]
     args = " ".join(shlex.quote(a) for a in [*overrides, f"hydra.run.dir={run_dir}"])
     return f"python {Path(sys.argv[0]).name} {args}"
 

@@ -6,8 +6,8 @@
 * ``temporal_init``: from stylized frame t-1, warped (Ruder et al. 2016's initialisation).
 * ``temporal_loss``: from the content frame, plus an unmasked temporal loss against warped t-1.
 * ``temporal``: both, unmasked (the seed paper's final method, with the correct backward warp).
-* ``consistent``: Ruder et al. 2016 in full: the warped frame where the flow is reliable and the content frame
-  elsewhere, a masked temporal loss, long-term terms with closest-first masks, and multi-pass.
+* ``consistent``: Ruder et al. 2016 in full: the warped frame with its disoccluded pixels from the content frame,
+  a masked temporal loss, long-term terms with closest-first masks, and multi-pass.
 
 "Warped" is always the true backward warp of :mod:`nst.flow`: ``warp(stylized[t-1], flow(t -> t-1))``, with
 the flow computed on the input frames. Masks are the reliability masks of :mod:`nst.flow.masks`.
@@ -77,13 +77,15 @@ def pass_directions(passes: int) -> list[int]:
     return [1 if (passes - 1 - k) % 2 == 0 else -1 for k in range(passes)]
 
 
-def filled_init(warped: torch.Tensor, mask: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-    """The warped previous stylized frame where the flow is reliable, the content frame elsewhere.
+def filled_init(warped: torch.Tensor, visible: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """The warped previous stylized frame where it is visible, the content frame where it is not.
 
-    Ruder et al. 2016 start from the warped frame; its disoccluded pixels hold whatever the warp found there
-    (the seed paper's "dark areas"), so they start from the content frame instead.
+    Ruder et al. 2016 start from the warped frame; its disoccluded and out-of-frame pixels hold whatever the
+    warp found there (the seed paper's "dark areas"), so they start from the content frame instead.
+    ``visible`` is 0 there (forward-backward check, out of frame). Motion boundaries are seen in both frames:
+    they keep the warped value, which is a better start than the raw content (the loss still ignores them).
     """
-    return mask * warped + (1.0 - mask) * content
+    return visible * warped + (1.0 - visible) * content
 
 
 def blended_init(

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from nst.errors import NSTError
-from nst.flow import long_term_masks, warp
+from nst.flow import long_term_masks, occlusions, out_of_frame, warp
 from nst.flow.cache import VideoFlows
 from nst.gatys.image import initial_image
 from nst.gatys.loop import LoopSettings, PixelOptimizer, autocast
@@ -198,6 +198,15 @@ def _frame(inputs, criterion, flows, store, kept, settings, video, rec, styles, 
     def warped(n: int) -> torch.Tensor:
         return warp(kept[n], flow_and_mask(n)[0])
 
+    def visible(n: int) -> torch.Tensor:
+        """1 where frame t's pixel is seen in frame n (not disoccluded, not out of frame); 0 elsewhere."""
+        nonlocal waited
+        flow = flow_and_mask(n)[0]
+        before = time.perf_counter()
+        back = flows.flow(n, t).to(device)
+        waited += time.perf_counter() - before
+        return (~(occlusions(flow, back) | out_of_frame(flow))).float()
+
     with autocast(device, settings.precision):
         if rec.previous_as_style:
             criterion.set_style(*(([kept[previous]], None) if previous is not None else (styles, blend)))
@@ -211,7 +220,7 @@ def _frame(inputs, criterion, flows, store, kept, settings, video, rec, styles, 
     elif k > 0:
         x0 = blended_init(warped(previous), flow_and_mask(previous)[1], store.load(k - 1, t).to(device), video.blend)
     elif rec.warped_init:
-        x0 = filled_init(warped(previous), flow_and_mask(previous)[1], content) if rec.masked else warped(previous)
+        x0 = filled_init(warped(previous), visible(previous), content) if rec.masked else warped(previous)
     else:
         x0 = content
     if rec.temporal_loss and previous is not None:
