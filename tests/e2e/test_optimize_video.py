@@ -19,6 +19,7 @@ import torch
 from nst.io.frames import FrameFolderWriter, finished_frames
 from nst.io.video import open_video
 from tests.clips import moving_square_clip
+from tests.helpers import wandb_history
 from tests.io.helpers import audio_seconds, write_clip, write_gif
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -72,11 +73,17 @@ def test_each_method_writes_every_frame_of_an_mp4_with_its_fps_and_audio(entry, 
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left
 
 
-def test_gif_in_gif_out(entry, media, monkeypatch, tmp_path) -> None:
-    optimize(entry, monkeypatch, tmp_path, f"content={media['gif']}")
+def test_gif_in_gif_out_and_to_wandb(entry, media, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    optimize(entry, monkeypatch, tmp_path, f"content={media['gif']}", "logger=wandb", "video.metrics=true")
     with open_video(tmp_path / "stylized.gif") as out:
         assert (out.frame_count, out.width, out.height) == (4, 64, 48)
         assert out.fps == pytest.approx(10)
+    (run_file,) = tmp_path.glob("wandb/offline-run-*/run-*.wandb")
+    rows = wandb_history(run_file)
+    assert [r["frame"] for r in rows if "frame" in r] == [0, 1, 2, 3]
+    assert rows[-1]["video/_type"] == "video-file"
+    assert list(tmp_path.glob("wandb/offline-run-*/files/media/videos/*.gif"))
 
 
 def test_frame_folder_in_frame_folder_out_with_side_by_side_csv_and_metrics(entry, media, monkeypatch, tmp_path,
