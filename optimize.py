@@ -4,6 +4,7 @@
     python optimize.py content=photo.jpg style=starry_night
     python optimize.py content=photo.jpg style.image=my_painting.png output=out.png
     python optimize.py -m loss.style_weight=1e5,1e6,1e7       # multirun: one image per value
+    python optimize.py content=clip.mp4 video.method=consistent   # a video (nst/app/optimize_video.py)
 
 Every key is in conf/optimize.yaml. The run dir gets the image (unless ``output`` points elsewhere), the
 resolved config, and with ``logger=csv`` (default) the loss curves as CSV and PNG.
@@ -20,17 +21,21 @@ from nst.app.builders import build_criterion
 from nst.app.cli import hydra_entry
 from nst.app.config import build, plain, style_paths
 from nst.app.device import check_precision, resolve_device
+from nst.app.optimize_video import optimize_video
 from nst.app.run_info import resolved_dict, save_run_info
 from nst.errors import NSTError
 from nst.gatys.callbacks import build_callbacks
 from nst.gatys.loop import LoopSettings
 from nst.gatys.pyramid import stylize_pyramid
 from nst.io.image import IMAGE_SUFFIXES, load_input, load_style_images, save_image
+from nst.io.video import is_video
 
 
 @hydra_entry("optimize")
 def main(cfg: DictConfig) -> Path:
     """Load, stylize, write the image atomically, print a summary line and the output path."""
+    if is_video(cfg.content):  # a video file, GIF or frame folder: nst/app/optimize_video.py
+        return optimize_video(cfg)
     run_dir = Path(cfg.paths.output_dir)
     output = Path(cfg.output)
     if output.suffix.lower() not in IMAGE_SUFFIXES:

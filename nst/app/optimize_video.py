@@ -1,0 +1,189 @@
+"""optimize.py for videos: the wiring from the config to :func:`nst.gatys.video.stylize_video` and back to files.
+
+``python optimize.py content=clip.mp4`` lands here when ``content`` is a video file, a GIF or a folder of
+frames (:func:`nst.io.video.is_video`). The run folder keeps ``input/``, ``flow/``, ``frames/`` (and
+``passes/``), so rerunning the same command with ``hydra.run.dir=<run folder>`` resumes at the first
+unfinished frame; at the end the output video is written through the foundation's writer, then the metric
+table (E_warp of input and output, style and content distance) is printed and written to ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from nst.app.builders import build_criterion
+from nst.app.config import build, plain, style_paths
+from nst.app.device import check_precision, resolve_device
+from nst.app.run_info import resolved_dict, save_run_info
+from nst.errors import NSTError
+from nst.flow.cache import VideoFlows
+from nst.gatys.loop import LoopSettings
+from nst.gatys.video import VideoSettings, stylize_video
+from nst.gatys.video_log import FrameLog
+from nst.gatys.video_store import InputFrames, PassFolders, check_job, working_size
+from nst.io.files import atomic_path
+from nst.io.image import load_style_images
+from nst.io.media import VideoReader
+from nst.io.video import open_video, open_writer
+from nst.metrics import evaluate_video, metric_criterion
+
+#: Output formats the writer makes; another input suffix (.avi) gets an mp4.
+_WRITABLE = (".mp4", ".mov", ".mkv", ".m4v", ".webm", ".gif")
+#: Keys of ``video`` that change no finished frame, so a rerun may change them and still resume.
+_FREE_VIDEO_KEYS = ("max_frames", "side_by_side", "audio", "crf", "metrics")
+
+
+def output_path(cfg: DictConfig, content: Path, run_dir: Path) -> Path:
+    """``output``, or when it is left at the still-image default, ``<run>/stylized`` + the input's format."""
+    output = Path(cfg.output)
+    if output == run_dir / "stylized.png":
+        suffix = content.suffix.lower() if content.suffix.lower() in _WRITABLE else ".mp4"
+        output = run_dir / f"stylized{suffix}"
+    return output
+
+
+def side_by_side_path(output: Path) -> Path:
+    """``clip.mp4`` -> ``clip_side_by_side.mp4``; a frame folder ``out`` -> ``out_side_by_side``."""
+    return output.with_name(f"{output.stem}_side_by_side{output.suffix}")
+
+
+def job_settings(cfg: DictConfig, frames: int, passes: int) -> dict[str, Any]:
+    """What decides the finished frames; a resumed run must have the same (``video.max_frames`` may grow)."""
+    video = {k: v for k, v in plain(cfg.video).items() if k not in _FREE_VIDEO_KEYS}
+    job = {
+        "content": str(Path(cfg.content).resolve()), "style": [str(p.resolve()) for p in style_paths(cfg.style)],
+        "style_blend": plain(cfg.style.blend), "max_size": cfg.max_size, "init": cfg.init, "seed": cfg.seed,
+        "iterations": cfg.iterations, "early_stop": plain(cfg.early_stop), "precision": cfg.precision,
+        "loss": plain(cfg.loss), "optimizer": plain(cfg.optimizer), "vgg": plain(cfg.vgg), "flow": plain(cfg.flow),
+        "video": video,
+    }
+    if passes > 1:  # backward passes number their files from the last frame: the count is part of the job
+        job["frames"] = frames
+    return job
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command line that resumes this run: the same overrides, in the same run folder."""
+    from hydra.core.hydra_config import HydraConfig
+
+    given = HydraConfig.get().overrides.task if HydraConfig.initialized() else sys.argv[1:]
+    overrides = [o for o in given if not o.startswith("hydra.run.dir=")]
+    args = " ".join(shlex.quote(a) for a in [*overrides, f"hydra.run.dir={run_dir}"])
+    return f"python {Path(sys.argv[0]).name} {args}"
+
+
+def optimize_video(cfg: DictConfig) -> Path:
+    """Stylize the video of ``cfg.content``; returns the output path. See the module docstring."""
+    run_dir = Path(cfg.paths.output_dir)
+    content = Path(cfg.content)
+    if cfg.preserve_color:
+        raise NSTError("preserve_color=true is not supported for videos yet; leave it false")
+    v = cfg.video
+    reader = open_video(content, v.start, v.max_frames, v.every, folder_fps=v.fps)
+    output = output_path(cfg, content, run_dir)
+    video = VideoSettings(v.method, v.first_frame_iterations, plain(v.long_term), v.passes, v.blend, cfg.init,
+                          cfg.seed)
+    settings = LoopSettings(
+        iterations=cfg.iterations, optimizer=build(cfg.optimizer),
+        patience=cfg.early_stop.patience if cfg.early_stop.enabled else None, tolerance=cfg.early_stop.tolerance,
+        precision=cfg.precision,
+    )
+    size = working_size(reader.width, reader.height, cfg.max_size)
+    resumed = check_job(run_dir, job_settings(cfg, reader.frame_count, video.pass_count))
+    save_run_info(cfg, run_dir)
+    torch.manual_seed(cfg.seed)
+    device = resolve_device(cfg.device)
+    check_precision(device, cfg.precision)
+    style_size = cfg.style.get("size") or max(size)  # default: the frames' long side, as for stills
+    style_images = load_style_images(style_paths(cfg.style), style_size)
+    criterion = build_criterion(cfg).to(device)
+    inputs = InputFrames(reader, run_dir / "input", size)
+    store = PassFolders(run_dir, inputs.count, video.pass_count)
+    pass_index, step = store.resume_point()
+    done = pass_index * inputs.count + step
+    if resumed:
+        where = f"resuming at step {step} of pass {pass_index}" if pass_index < store.passes else "nothing left to do"
+        print(f"{run_dir}: {done} of {inputs.count * store.passes} frames finished; {where}", file=sys.stderr)
+    log = FrameLog(run_dir, inputs.count, store.passes, done, plain(cfg.logger), resolved_dict(cfg))
+    flows = VideoFlows(inputs.frame, build(cfg.flow), run_dir / "flow", device)
+    try:
+        result = stylize_video(
+            inputs, criterion, flows, store, settings=settings, video=video, style_images=style_images,
+            style_blend=plain(cfg.style.blend), fps=reader.fps, on_frame=log,
+        )
+    except KeyboardInterrupt:
+        log.finish(None)
+        finished = sum(store.finished(k) for k in range(store.passes))
+        print(f"\ninterrupted: {finished} finished frames are kept in {run_dir}; resume with:\n"
+              f"  {resume_command(run_dir)}", file=sys.stderr, flush=True)
+        sys.exit(130)
+    except BaseException:
+        log.finish(None)
+        raise
+    finally:
+        flows.close()
+
+    write_video(output, store, reader, v)
+    if v.side_by_side:
+        write_video(side_by_side_path(output), store, reader, v, inputs)
+    summary = write_metrics(cfg, inputs, store, output, result.records, device) if v.metrics else {}
+    log.finish(summary, output)
+    per_frame = result.seconds / result.computed if result.computed else math.nan
+    print(f"done: {result.computed} frames optimised in {result.seconds:.1f} s ({per_frame:.2f} s/frame), "
+          f"method {video.method}, {store.passes} pass(es), {inputs.count} frames at {size[1]}x{size[0]}", flush=True)
+    print(f"output: {output}", flush=True)
+    return output
+
+
+def write_video(
+    output: Path, store: PassFolders, reader: VideoReader, v: DictConfig, inputs: InputFrames | None = None
+) -> None:
+    """The final frames (or, with ``inputs``, input | stylized side by side) at the input's fps, with its audio."""
+    height, width = store.load(store.passes - 1, 0).shape[-2:]
+    width = 2 * width if inputs is not None else width
+    with open_writer(output, reader.fps, width, height, audio_from=reader, audio=v.audio, crf=v.crf) as writer:
+        for t, frame in enumerate(store.output_frames()):
+            writer.write(torch.cat([inputs.frame(t), frame], dim=-1) if inputs is not None else frame)
+
+
+def write_metrics(
+    cfg: DictConfig, inputs: InputFrames, store: PassFolders, output: Path, records: list, device: torch.device
+) -> dict:
+    """The metric table of :mod:`nst.metrics` for this run: printed, written to ``<run>/metrics.json``; returned."""
+    criterion = metric_criterion(cfg.vgg.weights, device)
+    criterion.set_style(load_style_images(style_paths(cfg.style), max(inputs.size)), plain(cfg.style.blend))
+    metrics = evaluate_video(iter(inputs), store.output_frames(), criterion) if inputs.count > 1 else None
+    timed = [r.seconds for r in records]
+    summary = {
+        "metrics/warp_error_input": metrics.warp_error_input.mean if metrics else math.nan,
+        "metrics/warp_error": metrics.warp_error_output.mean if metrics else math.nan,
+        "metrics/warp_error_ratio": metrics.ratio if metrics else math.nan,
+        "metrics/style_distance": metrics.style_distance.mean if metrics else math.nan,
+        "metrics/content_distance": metrics.content_distance.mean if metrics else math.nan,
+    }
+    report = {
+        "input": str(cfg.content), "output": str(output), "method": cfg.video.method, "frames": inputs.count,
+        "width": inputs.size[1], "height": inputs.size[0], "flow": "dis-medium",
+        "vgg_weights": str(cfg.vgg.weights),
+        "seconds_per_frame": sum(timed) / len(timed) if timed else None,
+        "flow_wait_share": sum(r.flow_wait for r in records) / sum(timed) if timed else None,
+        **{k.removeprefix("metrics/"): (None if math.isnan(x) else x) for k, x in summary.items()},
+        "definition": "E_warp = mean_t sum(M*(O_t - W(O_t-1))^2) / (3*sum M), RGB in [0,1], DIS flow on the input, "
+                      "M = fw-bw check + motion boundaries + out of frame (Ruder 2016); see nst/metrics.py",
+    }
+    with atomic_path(Path(cfg.paths.output_dir) / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2) + "\n")
+    rows = [("E_warp input", "warp_error_input"), ("E_warp output", "warp_error"),
+            ("E_warp output/input", "warp_error_ratio"), ("style distance", "style_distance"),
+            ("content distance", "content_distance")]
+    for label, key in rows:
+        print(f"{label:<22}{summary['metrics/' + key]:>12.4g}", flush=True)
+    return summary
