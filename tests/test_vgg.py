@@ -1,4 +1,4 @@
-"""VGG-19 features: layer names, early stop, weights loading, frozen behaviour."""
+"""VGG-19 and VGG-16 features: layer names, early stop, weights loading, frozen behaviour."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from urllib.error import URLError
 
 import pytest
 import torch
-from torchvision.models import vgg19
+from torchvision.models import VGG16_Weights, vgg16, vgg19
 
 from nst.errors import NSTError
-from nst.vgg import LAYER_INDICES, VGGFeatures
+from nst.vgg import LAYER_INDICES, LAYER_INDICES_BY_ARCH, VGGFeatures, layer_index
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def test_layer_names_map_to_torchvision_indices() -> None:
     for name, index in expected.items():
         assert LAYER_INDICES[name] == index
         assert isinstance(features[index], torch.nn.ReLU)
-    for block, first in zip(range(1, 6), (0, 5, 10, 19, 28)):
+    for block, first in enumerate((0, 5, 10, 19, 28), start=1):
         assert LAYER_INDICES[f"conv{block}_1"] == first
         assert isinstance(features[first], torch.nn.Conv2d)
         # Keras names include the ReLU: blockN_convM is the post-ReLU output.
@@ -101,6 +101,7 @@ def test_failed_download_names_the_offline_options(monkeypatch) -> None:
     message = str(info.value)
     assert "could not download" in message
     assert "vgg.weights=/path/to/vgg19.pth" in message and "vgg.weights=random" in message
+    assert "vgg=hed16" in message
     assert "\n" not in message
 
 
@@ -142,3 +143,78 @@ def test_avg_pooling_and_channels_last() -> None:
     with pytest.raises(NSTError, match="pooling"):
         VGGFeatures(["relu1_1"], weights="random", pooling="min")
 
+
+
+# --- VGG-16 -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def torchvision_vgg16_features() -> torch.nn.Sequential:
+    torch.manual_seed(7)
+    return vgg16(weights=None).features
+
+
+def test_vgg16_layer_names_map_to_torchvision_indices(torchvision_vgg16_features) -> None:
+    features = torchvision_vgg16_features
+    indices = LAYER_INDICES_BY_ARCH["vgg16"]
+    expected = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22, "relu5_3": 29, "conv4_2": 19, "pool4": 23}
+    for name, index in expected.items():
+        assert indices[name] == index
+        assert layer_index(name, "vgg16") == index
+    for block, first in enumerate((0, 5, 10, 17, 24), start=1):
+        assert indices[f"conv{block}_1"] == first
+        assert isinstance(features[first], torch.nn.Conv2d)
+        assert indices[f"block{block}_conv1"] == indices[f"relu{block}_1"] == first + 1
+        assert isinstance(features[first + 1], torch.nn.ReLU)
+        assert isinstance(features[indices[f"block{block}_pool"]], torch.nn.MaxPool2d)
+        assert indices[f"pool{block}"] == indices[f"block{block}_pool"]
+    assert indices["block5_pool"] == len(features) - 1
+    assert indices["block5_conv3"] == indices["relu5_3"]
+    # 13 convolutions (+ ReLU) and 5 pools, each with a Keras and a PyTorch name, plus the pre-ReLU conv names
+    assert len(indices) == 13 * 3 + 5 * 2
+    assert LAYER_INDICES["relu4_3"] == 24 and indices["relu4_3"] == 22  # VGG-19's differ from VGG-16's
+
+
+def test_vgg16_unknown_layer_lists_the_valid_names_in_one_line() -> None:
+    with pytest.raises(NSTError) as info:
+        VGGFeatures(["relu2_2", "block3_conv4"], weights="random", arch="vgg16")
+    message = str(info.value)
+    assert message.startswith("unknown VGG-16 layer 'block3_conv4'")
+    assert "block3_conv3" in message and "block5_pool" in message and "relu" in message
+    assert "block3_conv4" not in message.split(";", 1)[1]
+    assert "\n" not in message
+    with pytest.raises(NSTError, match="unknown VGG-16 layer 'relu5_4'"):
+        VGGFeatures(["relu5_4"], weights="random", arch="vgg16")
+    with pytest.raises(NSTError, match="vgg.arch must be one of vgg16, vgg19"):
+        VGGFeatures(["relu1_1"], weights="random", arch="vgg11")
+
+
+def test_vgg16_local_state_dict_matches_torchvision(tmp_path, torchvision_vgg16_features) -> None:
+    path = tmp_path / "vgg16.pth"
+    torch.save(torchvision_vgg16_features.state_dict(), path)
+    ours = VGGFeatures(["block4_conv3", "conv5_1"], weights=str(path), arch="vgg16")
+    assert len(ours.features) == 25 and ours.device == torch.device("cpu")
+    image = torch.rand(1, 3, 48, 40)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        expected = torchvision_vgg16_features[:23]((image - mean) / std)
+        got = ours(image)["block4_conv3"]
+    torch.testing.assert_close(got, expected)
+    with pytest.raises(NSTError, match="not a VGG-19 state dict"):
+        VGGFeatures(["relu1_1"], weights=str(path), arch="vgg19")
+
+
+def test_hed_weights_need_vgg16_and_imagenet_hints_name_hed16(monkeypatch) -> None:
+    with pytest.raises(NSTError, match="vgg=hed16"):
+        VGGFeatures(["relu1_1"], weights="hed", arch="vgg19")
+
+    def unreachable(url, *args, **kwargs):
+        raise URLError(f"[Errno -3] Temporary failure in name resolution: {url}")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", unreachable)
+    with pytest.raises(NSTError) as info:
+        VGGFeatures(["relu1_1"], weights="imagenet", arch="vgg16")
+    message = str(info.value)
+    assert "VGG-16 ImageNet weights" in message and VGG16_Weights.IMAGENET1K_V1.url in message
+    assert "vgg=hed16" in message and "vgg.weights=/path/to/vgg16.pth" in message and "\n" not in message
