@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import random
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,11 +90,26 @@ def clip_key(source: Path, short_side: int, every: int, max_frames: int | None) 
 def cache_clip(
     source: Path, cache_dir: Path, short_side: int, every: int = 1, max_frames: int | None = None
 ) -> CachedClip:
-    """Decode ``source`` once into ``cache_dir/<key>/frames`` at a short side of ``short_side`` px (aspect kept)."""
+    """Decode ``source`` once into ``cache_dir/<key>/frames`` at a short side of ``short_side`` px (aspect kept).
+
+    The frames are written into a private temporary folder renamed into place when complete, so several processes
+    (DDP ranks) preparing the same video never see each other's half-written frames; the first rename wins.
+    """
     folder = cache_dir / clip_key(source, short_side, every, max_frames)
-    done = folder / DONE
-    if done.is_file():
-        return CachedClip(source, folder, int(json.loads(done.read_text())["frames"]))
+    if not (folder / DONE).is_file():
+        staging = cache_dir / f".{folder.name}.{os.getpid()}.tmp"
+        shutil.rmtree(staging, ignore_errors=True)
+        _decode_frames(source, staging, short_side, every, max_frames)
+        if folder.is_dir() and not (folder / DONE).is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # an unfinished folder of an older layout
+        try:
+            os.rename(staging, folder)
+        except OSError:  # another process finished first: use its frames
+            shutil.rmtree(staging, ignore_errors=True)
+    return CachedClip(source, folder, int(json.loads((folder / DONE).read_text())["frames"]))
+
+
+def _decode_frames(source: Path, folder: Path, short_side: int, every: int, max_frames: int | None) -> None:
     with open_video(source, every=every, max_frames=max_frames) as reader:
         scale = short_side / min(reader.width, reader.height)
         width, height = max(short_side, round(reader.width * scale)), max(short_side, round(reader.height * scale))
@@ -103,9 +119,8 @@ def cache_clip(
                     frame = F.interpolate(frame, (height, width), mode="bilinear", antialias=True, align_corners=False)
                 writer.write(frame.clamp(0, 1))
             count = writer.frames_written
-    with atomic_path(done) as tmp:
+    with atomic_path(folder / DONE) as tmp:
         tmp.write_text(json.dumps({"source": str(source), "frames": count, "width": width, "height": height}))
-    return CachedClip(source, folder, count)
 
 
 def compute_flows(clip: CachedClip, estimator: FlowEstimator) -> int:

@@ -67,9 +67,12 @@ def test_pairs_come_with_cached_flows_and_a_second_epoch_computes_nothing(videos
     assert batch["flow"].shape == (2, 2, 32, 32) and batch["mask"].shape == (2, 1, 32, 32)
     assert 0 < float(batch["mask"].mean()) <= 1
 
+    markers = {p: p.stat().st_mtime_ns for p in tmp_path.glob("cache/*/frames.json")}
+    assert len(markers) == 2 and not list(tmp_path.glob("cache/.*"))  # no staging folder left behind
     again = datamodule(videos, tmp_path / "cache")  # a new run on the same cache: nothing decoded or computed
     again.setup("fit")
     assert again.flows_computed == 0
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.glob("cache/*/frames.json")} == markers
 
 
 def test_a_pair_is_one_crop_of_frames_flow_and_mask(videos: Path, tmp_path: Path) -> None:
