@@ -36,6 +36,8 @@ TEST_OVERRIDES = {
         "trainer.log_every_n_steps=1",
         "trainer.enable_progress_bar=false",
         "trainer.enable_model_summary=false",
+        "callbacks.consistency.size=48",
+        "callbacks.consistency.max_frames=3",
     ],
     "infer": [],
 }

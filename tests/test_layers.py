@@ -3,7 +3,8 @@
 1. ``errors`` imports nothing of nst; ``io`` and ``flow`` import only ``errors`` (and themselves).
 2. ``vgg``, ``losses``, ``color``, ``metrics``, ``tracking`` import only rule 1's modules and each other.
 3. ``gatys`` and ``fastnet`` import rules 1 and 2, never each other.
-4. Lightning only in ``fastnet/{module,data,callbacks,loggers}.py``; inference and export load without it.
+4. Lightning only in ``fastnet/{module,data,callbacks,loggers,consistency,video_data}.py``; inference and export
+   load without it.
 5. Hydra and OmegaConf only in ``app/`` and the entry points.
 """
 
@@ -21,7 +22,10 @@ PACKAGE = ROOT / "nst"
 ENTRY_POINTS = sorted(ROOT.glob("*.py"))
 RULE1 = {"errors", "io", "flow"}
 RULE2 = {"vgg", "losses", "color", "metrics", "tracking", "hed"}
-LIGHTNING_FILES = {f"nst/fastnet/{name}.py" for name in ("module", "data", "callbacks", "loggers")}
+# consistency.py (a callback) and video_data.py (a DataModule) would push callbacks.py and data.py past 300 lines.
+LIGHTNING_FILES = {
+    f"nst/fastnet/{name}.py" for name in ("module", "data", "callbacks", "loggers", "consistency", "video_data")
+}
 MAX_LINES = 300
 
 

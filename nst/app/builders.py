@@ -21,13 +21,14 @@ def build_criterion(cfg: DictConfig) -> StyleTransferCriterion:
 
 
 def build_module(cfg: DictConfig) -> StyleTransferModule:
-    """The training module of ``model.*`` with the criterion, the network optimizer, the noise and the
-    style image(s), scaled to ``style.size``."""
+    """The training module of ``model.*`` with the criterion, the network optimizer, the noise, the
+    temporal motion source and the style image(s), scaled to ``style.size``."""
     return build(
         cfg.model,
         criterion=build_criterion(cfg),
         optimizer=build(cfg.net_optimizer),
         noise=build(cfg.noise),
+        temporal=build(cfg.temporal) if cfg.get("temporal") is not None else None,
         style_images=load_style_images(style_paths(cfg.style), cfg.style.get("size")),
         style_blend=plain(cfg.style.get("blend")),
     )

@@ -27,12 +27,19 @@ from nst.io.image import pil_to_tensor, save_image, tensor_to_pil
 
 
 @torch.no_grad()
-def sample_grid(net: nn.Module, images: torch.Tensor, noise: torch.Tensor, diff_gain: float = 10.0) -> torch.Tensor:
+def sample_grid(
+    net: nn.Module,
+    images: torch.Tensor,
+    noise: torch.Tensor,
+    diff_gain: float = 10.0,
+    extra_rows: Sequence[Sequence[torch.Tensor]] = (),
+) -> torch.Tensor:
     """A (3, H, W) grid showing what the network does and how much it pops (Rainy & de Berker 2018).
 
     Row 1: the inputs. Row 2: their stylizations. Row 3, for the first input: input + noise,
     stylize(input), stylize(input + noise), and |difference| x ``diff_gain`` (black = stable).
-    ``noise`` is (1, 3, H, W), added to the first image.
+    ``noise`` is (1, 3, H, W), added to the first image. ``extra_rows``: more rows of (3, H, W) tiles, e.g. the
+    temporal row of :meth:`nst.fastnet.consistency.ConsistencyProbe.sample_row`.
     """
     stylized = net(images).float()
     noisy_input = (images[:1] + noise).clamp(0, 1)
@@ -48,11 +55,18 @@ def sample_grid(net: nn.Module, images: torch.Tensor, noise: torch.Tensor, diff_
         *row(list(images.float())),
         *row(list(stylized)),
         *row([noisy_input[0], stylized[0], noisy_output[0], diff[0]]),
+        *(tile for extra in extra_rows for tile in row(list(extra))),
     ]
     return make_grid(torch.stack([t.cpu() for t in tiles]), nrow=columns, padding=2, pad_value=1.0)
 
 
-def label_grid(grid: torch.Tensor, tile_height: int, tile_width: int, diff_gain: float = 10.0) -> Image.Image:
+def label_grid(
+    grid: torch.Tensor,
+    tile_height: int,
+    tile_width: int,
+    diff_gain: float = 10.0,
+    extra_labels: Sequence[Sequence[str]] = (),
+) -> Image.Image:
     """The grid of :func:`sample_grid` as a PIL image with a small label in the corner of the key tiles,
     so a saved PNG explains itself."""
     image = tensor_to_pil(grid)
@@ -66,6 +80,7 @@ def label_grid(grid: torch.Tensor, tile_height: int, tile_width: int, diff_gain:
         (2, 2): "stylized (noisy input)",
         (2, 3): f"|difference| x{diff_gain:g}",
     }
+    labels |= {(3 + r, c): text for r, texts in enumerate(extra_labels) for c, text in enumerate(texts)}
     for (row, col), text in labels.items():
         x, y = 2 + col * (tile_width + 2) + 2, 2 + row * (tile_height + 2) + 2
         box = draw.textbbox((x, y), text, font=font)
@@ -118,16 +133,19 @@ class SampleImages(Callback):
         noise = probe_noise((1, *images.shape[1:]), seed="samples", device=pl_module.device)
         was_training = net.training
         net.eval()
-        try:
-            grid = sample_grid(net, images, noise, self.diff_gain)
+        try:  # callbacks with a ``sample_row`` (the consistency probe) add rows below
+            rows = [c.sample_row(net, *images.shape[-2:]) for c in trainer.callbacks if hasattr(c, "sample_row")]
+            grid = sample_grid(net, images, noise, self.diff_gain, extra_rows=[tiles for tiles, _ in rows])
         finally:
             net.train(was_training)
-        labelled = label_grid(grid, *images.shape[-2:], diff_gain=self.diff_gain)
+        labels = [texts for _, texts in rows]
+        labelled = label_grid(grid, *images.shape[-2:], diff_gain=self.diff_gain, extra_labels=labels)
         path = save_image(pil_to_tensor(labelled), self.dirpath / f"step_{step:07d}.png")
         self.saved.append(path)
         caption = (
             f"step {step}. rows: inputs | stylized | first input with noise ({PROBE_PIXELS} px, +-{PROBE_RANGE}), "
             f"stylized clean, stylized noisy, |difference| x{self.diff_gain:g}"
+            + "".join(f" | {', '.join(texts)}" for texts in labels)
         )
         for logger in trainer.loggers:
             if isinstance(logger, WandbLogger):  # log_image exists on this logger only

@@ -20,7 +20,9 @@ import torch
 from torch import nn
 
 from nst.errors import NSTError
+from nst.fastnet.motion import MotionPairs, MotionSource, NoMotion, split_batch
 from nst.fastnet.noise import StabilityNoise, probe_noise
+from nst.flow import warp
 from nst.losses import StyleTransferCriterion, noise_stability_loss
 
 #: Checkpoint keys under this prefix (the frozen VGG) are not saved; they are rebuilt from ``vgg.*``.
@@ -50,6 +52,8 @@ class StyleTransferModule(L.LightningModule):
         channels_last: NHWC memory format for the network, VGG and inputs (faster convs on recent GPUs);
             ``"auto"`` turns it on when training on CUDA.
         compile: ``torch.compile`` the network (its state-dict keys are unchanged).
+        temporal: where the temporal term's previous frames come from (:mod:`nst.fastnet.motion`); the term
+            trains when the source is enabled and the criterion's ``temporal`` weight is not 0.
     """
 
     def __init__(
@@ -62,11 +66,12 @@ class StyleTransferModule(L.LightningModule):
         noise: StabilityNoise | None = None,
         channels_last: bool | str = "auto",
         compile: bool = False,
+        temporal: MotionSource | None = None,
     ) -> None:
         super().__init__()
         if channels_last not in ("auto", True, False):
             raise NSTError(f"model.channels_last must be auto, true or false, got {channels_last!r}")
-        self.save_hyperparameters(ignore=["net", "criterion", "optimizer", "style_images", "noise"])
+        self.save_hyperparameters(ignore=["net", "criterion", "optimizer", "style_images", "noise", "temporal"])
         self.net = net
         self.criterion = criterion
         self.optimizer_factory = optimizer
@@ -74,6 +79,7 @@ class StyleTransferModule(L.LightningModule):
         if not self.style_images and criterion.enabled("style"):
             raise NSTError("no style image given; set style.image (one path or a list of paths)")
         self.noise = noise or StabilityNoise(pixels=0)
+        self.temporal = temporal or NoMotion()
         self._compiled = False
         self.channels_last: bool | str = channels_last  # resolved in setup()
 
@@ -81,6 +87,11 @@ class StyleTransferModule(L.LightningModule):
     def noise_enabled(self) -> bool:
         """Whether the stability term is trained: noise to add and a non-zero ``noise`` weight."""
         return self.noise.enabled and self.criterion.enabled("noise")
+
+    @property
+    def temporal_enabled(self) -> bool:
+        """Whether the temporal term is trained: a motion source and a non-zero ``temporal`` weight."""
+        return self.temporal.enabled and self.criterion.enabled("temporal")
 
 
     def setup(self, stage: str) -> None:
@@ -113,13 +124,16 @@ class StyleTransferModule(L.LightningModule):
         return self.optimizer_factory(self.net.parameters())
 
 
-    def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        x = self._prepare(batch)
-        noisy = None
+    def training_step(self, batch: torch.Tensor | dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images, pairs_batch = split_batch(batch)
+        x = self._prepare(images)
+        noisy = pairs = None
         if self.noise_enabled:
             noise = self.noise.sample(x, epoch=self.current_epoch, step=self.global_step, rank=self.global_rank)
             noisy = (x + noise).clamp(0, 1)
-        terms = self._losses(x, noisy)
+        if self.temporal_enabled:
+            pairs = self.temporal.pairs(x, pairs_batch, step=self.global_step, rank=self.global_rank)
+        terms = self._losses(x, noisy, pairs)
         self.log_dict(
             {f"loss/{name}": value.detach() for name, value in terms.items()},
             on_step=True,
@@ -131,7 +145,7 @@ class StyleTransferModule(L.LightningModule):
     def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
         """Loss terms on the fixed validation images with fixed probe noise, plus ``val/stability``:
         the unweighted MSE between f(x) and f(x + noise), comparable across noise settings."""
-        x = self._prepare(batch)
+        x = self._prepare(split_batch(batch)[0])
         noise = probe_noise(x.shape, seed=("val", batch_idx), device=x.device)
         noisy = (x + noise).clamp(0, 1)
         output, noisy_output = self._stylize(x, noisy)
@@ -143,9 +157,23 @@ class StyleTransferModule(L.LightningModule):
         metrics["val/stability"] = noise_stability_loss(output, noisy_output)
         self.log_dict(metrics, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(x))
 
-    def _losses(self, x: torch.Tensor, noisy: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        output, noisy_output = self._stylize(x, noisy)
-        return self.criterion(output, self.criterion.content_targets(x), noisy_image=noisy_output)
+    def _losses(
+        self, x: torch.Tensor, noisy: torch.Tensor | None, pairs: MotionPairs | None = None
+    ) -> dict[str, torch.Tensor]:
+        """The criterion's terms; clean, noisy and previous frames go through the network in one forward, and
+        the temporal term compares f(x) with f(previous) warped onto x (Ruder et al. 2018), masked."""
+        if pairs is None:
+            output, noisy_output = self._stylize(x, noisy)
+            return self.criterion(output, self.criterion.content_targets(x), noisy_image=noisy_output)
+        batches = [x, pairs.previous] if noisy is None else [x, noisy, pairs.previous]
+        outputs = self.net(torch.cat([self._prepare(b) for b in batches])).split(len(x))
+        return self.criterion(
+            outputs[0],
+            self.criterion.content_targets(x),
+            temporal_target=warp(outputs[-1], pairs.flow),
+            temporal_mask=pairs.mask,
+            noisy_image=outputs[1] if noisy is not None else None,
+        )
 
     def _stylize(self, x: torch.Tensor, noisy: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One forward for the clean and the noisy batch: instance norm keeps the halves independent."""

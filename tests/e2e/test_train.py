@@ -31,6 +31,8 @@ TINY = [
     "trainer.log_every_n_steps=1",
     "trainer.enable_progress_bar=false",
     "trainer.enable_model_summary=false",
+    "callbacks.consistency.size=48",
+    "callbacks.consistency.max_frames=3",
 ]
 
 
@@ -115,7 +117,7 @@ def test_run_folder_holds_config_commit_style_and_samples(shared_run) -> None:
     assert commit == "unknown" or len(commit.removesuffix("-dirty")) == 40
     assert (run_dir / "style" / "udnie.jpg").read_bytes() == (ROOT / "assets" / "styles" / "udnie.jpg").read_bytes()
     with Image.open(run_dir / "samples" / "step_0000005.png") as grid:
-        assert grid.size == (4 * 66 + 2, 3 * 66 + 2)
+        assert grid.size == (4 * 66 + 2, 4 * 66 + 2)  # the 4th row: the consistency probe's
 
 
 def test_csv_holds_every_loss_curve(shared_run) -> None:
@@ -126,6 +128,8 @@ def test_csv_holds_every_loss_curve(shared_run) -> None:
     for row in train_rows:
         assert all(math.isfinite(float(row[f"loss/{t}"])) for t in TERMS)
     assert any(r.get("val/loss/total") for r in rows)
+    (probe,) = [r for r in rows if r.get("val/warp_error")]  # the consistency probe, once per validation
+    assert math.isfinite(float(probe["val/warp_error"])) and math.isfinite(float(probe["val/style_distance"]))
 
 
 def test_wandb_offline_run_holds_every_loss_curve_and_the_samples(shared_run) -> None:
@@ -141,6 +145,7 @@ def test_wandb_offline_run_holds_every_loss_curve_and_the_samples(shared_run) ->
     (media,) = samples["samples/filenames"]
     assert next(run_file.parent.glob("files")).joinpath(media).is_file()
     assert any("val/stability" in r for r in rows)
+    assert any("val/warp_error" in r and "val/style_distance" in r for r in rows)
 
 
 # --- other runs ---------------------------------------------------------------------------------

@@ -166,7 +166,7 @@ def test_sample_grid_png_written(five_steps) -> None:
     sampler = next(c for c in trainer.callbacks if isinstance(c, SampleImages))
     assert sampler.saved == [out / "samples" / "step_0000005.png"]  # step 5 once, not again at train end
     with Image.open(sampler.saved[0]) as img:
-        assert img.size == (4 * 34 + 2, 3 * 34 + 2)  # 2 val images padded to 4 columns, 3 rows, 32 px tiles
+        assert img.size == (4 * 34 + 2, 4 * 34 + 2)  # 2 val images padded to 4 columns, 4 rows, 32 px tiles
 
 
 

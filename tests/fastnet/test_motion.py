@@ -1,0 +1,122 @@
+"""Synthetic motion (nst.fastnet.motion) and the temporal term in training: exact flows, gradients, paired forwards."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from omegaconf import DictConfig
+
+from nst.app.builders import build_module
+from nst.app.config import build
+from nst.errors import NSTError
+from nst.fastnet.motion import NoMotion, SyntheticMotion, VideoMotion, affine_flow, similarity
+from nst.flow import warp
+from tests.clips import textured
+from tests.conftest import TEST_OVERRIDES
+from tests.fastnet.test_module import fit
+from tests.helpers import compose_config, copy_config
+
+pytestmark = pytest.mark.filterwarnings(
+    r"ignore:.*(does not have many workers|module\(s\) in eval mode|random weights|LeafSpec|is not empty).*"
+)
+
+
+@pytest.fixture(scope="module")
+def synthetic_root(train_images: Path) -> DictConfig:
+    """The tiny train config of the test suite with ``temporal=synthetic``, composed once."""
+    return compose_config("train", [*TEST_OVERRIDES["train"], f"data.root={train_images}", "temporal=synthetic"])
+
+
+def test_integer_shift_is_exact() -> None:
+    x = textured(40, 48)
+    motion = SyntheticMotion()
+    pairs = motion.apply(x, torch.eye(2)[None], torch.tensor([[3.0, -2.0]]))
+    # previous(q) = x(q + t): rows move down by 2, columns left by 3
+    torch.testing.assert_close(pairs.previous[..., 2:, : 48 - 3], x[..., : 40 - 2, 3:])
+    assert torch.allclose(pairs.flow[:, 0], torch.tensor(-3.0)) and torch.allclose(pairs.flow[:, 1], torch.tensor(2.0))
+    torch.testing.assert_close(warp(pairs.previous, pairs.flow)[..., : 40 - 2, 3:], x[..., : 40 - 2, 3:])
+    valid = pairs.mask[0, 0].bool()
+    assert valid[: 40 - 2, 3:].all() and not valid[40 - 2 :].any() and not valid[:, :3].any()
+
+
+def test_warping_the_moved_image_back_gives_the_image_in_the_interior() -> None:
+    x = textured(64, 64, seed=3)
+    motion = SyntheticMotion(max_shift=4, max_zoom=0.05, max_rotation=2)
+    matrix = similarity(torch.tensor([1.04, 0.97]), torch.tensor([2.0, -1.5]))
+    offset = torch.tensor([[2.5, -3.25], [-1.0, 3.5]])
+    pairs = motion.apply(x.expand(2, -1, -1, -1), matrix, offset)
+    back = warp(pairs.previous, pairs.flow)
+    inner = (slice(None), slice(None), slice(8, -8), slice(8, -8))
+    assert pairs.mask[inner].all()
+    error = (back - x)[inner].abs()
+    assert error.mean() < 0.01 and error.max() < 0.06, (error.mean(), error.max())  # two bilinear resamplings
+    # and the motion is really there: the moved image differs from x
+    assert (pairs.previous - x)[inner].abs().mean() > 5 * error.mean()
+
+
+def test_affine_flow_of_a_rotation_about_the_centre() -> None:
+    flow = affine_flow(similarity(torch.ones(1), torch.tensor([90.0 / 4])), torch.zeros(1, 2), 33, 33)
+    assert flow[0, :, 16, 16].abs().max() < 1e-5  # the centre stays
+    corner = flow[0, :, 0, 32] + torch.tensor([16.0, -16.0])  # the corner's new position relative to the centre
+    assert corner.norm() == pytest.approx(16 * math.sqrt(2), rel=1e-4)  # rotation keeps distances
+
+
+def test_draws_are_seeded_and_within_the_ranges() -> None:
+    motion = SyntheticMotion(max_shift=3, max_zoom=0.1, max_rotation=5)
+    x = torch.rand(64, 3, 8, 8)
+    a = motion.pairs(x, None, step=7)
+    assert torch.equal(a.flow, motion.pairs(x, None, step=7).flow)
+    assert not torch.equal(a.flow, motion.pairs(x, None, step=8).flow)
+    matrix, offset = motion.transforms(500, torch.Generator().manual_seed(0))
+    zoom = torch.linalg.det(matrix).sqrt()
+    assert offset.abs().max() <= 3 and offset.abs().max() > 2.5
+    assert zoom.min() >= 1 / 1.1 - 1e-6 and zoom.max() <= 1.1 + 1e-6 and zoom.max() > 1.08
+
+
+def test_bad_ranges_and_video_motion_without_pairs_are_clear_errors() -> None:
+    with pytest.raises(NSTError, match="max_zoom"):
+        SyntheticMotion(max_zoom=1.5)
+    with pytest.raises(NSTError, match="data=video"):
+        VideoMotion().pairs(torch.rand(1, 3, 8, 8), None, step=0)
+    assert NoMotion().pairs(torch.rand(1, 3, 8, 8), None, step=0) is None
+
+
+def test_temporal_term_is_in_the_backpropagated_total(synthetic_root: DictConfig, tmp_path: Path) -> None:
+    """Only the temporal weight on: the returned total is the temporal term, and its gradient reaches the net."""
+    cfg = copy_config(
+        synthetic_root, tmp_path, "loss.content_weight=0", "loss.style_weight=0", "loss.tv_weight=0", "noise.pixels=0"
+    )
+    module = build_module(cfg)
+    assert module.temporal_enabled and not module.noise_enabled
+    x = textured(32, 32).expand(2, -1, -1, -1).contiguous()
+    pairs = module.temporal.pairs(x, None, step=0)
+    terms = module._losses(x, None, pairs)
+    assert set(terms) == {"temporal", "total"} and terms["temporal"].item() > 0
+    assert torch.equal(terms["total"], terms["temporal"])
+    terms["total"].backward()
+    grads = [p.grad for p in module.net.parameters()]
+    assert all(g is not None for g in grads) and sum(float(g.abs().sum()) for g in grads) > 0
+
+
+@pytest.mark.parametrize(("temporal", "pixels", "forward"), [("off", 0, 2), ("synthetic", 0, 4), ("synthetic", 20, 6)])
+def test_paired_forwards_only_when_a_term_needs_them(
+    root_configs, synthetic_root: DictConfig, tmp_path: Path, temporal: str, pixels: int, forward: int
+) -> None:
+    """Batch 2: temporal=off with noise off runs the net on 2 images; each stability term adds a copy."""
+    root = synthetic_root if temporal == "synthetic" else root_configs["train"]
+    cfg = copy_config(root, tmp_path, f"noise.pixels={pixels}", "trainer.max_steps=2")
+    _, module, _, recorder = fit(cfg, config_callbacks=False, limit_val_batches=0)
+    assert recorder.net_batches == [forward, forward]
+    for metrics in recorder.metrics:
+        assert ("loss/temporal" in metrics) == (temporal == "synthetic")
+        parts = sum(v for k, v in metrics.items() if k.startswith("loss/") and k != "loss/total")
+        assert metrics["loss/total"] == pytest.approx(parts, rel=1e-4)
+        assert all(math.isfinite(v) for v in metrics.values())
+
+
+def test_temporal_config_nodes_build(synthetic_root: DictConfig) -> None:
+    motion = build(synthetic_root.temporal)
+    assert isinstance(motion, SyntheticMotion) and motion.max_shift == 4.0 and motion.enabled
