@@ -1,4 +1,8 @@
-"""Stylize images with a trained fast network: ``python infer.py weights=style.pt input=photo.jpg``."""
+"""Stylize images with a trained fast network: ``python infer.py weights=style.pt input=photo.jpg``.
+
+``weights`` is the file train.py exports (``train_style.pt``, ``checkpoints/best.pt``) or one of its
+checkpoints (``checkpoints/best.ckpt``, ``last.ckpt``), loaded with ``weights_only=True``.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,9 @@ from nst.fastnet.inference import stylize_files
 @hydra_entry("infer")
 def main(cfg: DictConfig) -> None:
     if OmegaConf.is_missing(cfg, "weights"):
-        raise NSTError("infer.py needs weights=PATH: the .pt file that train.py exports at the end of training")
+        raise NSTError(
+            "infer.py needs weights=PATH: the .pt file that train.py exports, or a checkpoints/*.ckpt of a train.py run"
+        )
     device = resolve_device(cfg.device)
     net = load_exported(cfg.weights, map_location=device)
     if device.type == "cuda":

@@ -82,7 +82,6 @@ class StyleTransferModule(L.LightningModule):
         """Whether the stability term is trained: noise to add and a non-zero ``noise`` weight."""
         return self.noise.enabled and self.criterion.enabled("noise")
 
-
     def setup(self, stage: str) -> None:
         """Memory format and compilation, once, before Lightning moves the module to its device."""
         self.channels_last = self.hparams.channels_last
@@ -112,12 +111,13 @@ class StyleTransferModule(L.LightningModule):
             return torch.optim.Adam(self.net.parameters(), lr=1e-3)
         return self.optimizer_factory(self.net.parameters())
 
-
     def training_step(self, batch: torch.Tensor, batch_idx: int) -> torch.Tensor:
         x = self._prepare(batch)
         noisy = None
         if self.noise_enabled:
-            noise = self.noise.sample(x, epoch=self.current_epoch, step=self.global_step, rank=self.global_rank)
+            noise = self.noise.sample(
+                x, epoch=self.current_epoch, step=self.global_step, batch=batch_idx, rank=self.global_rank
+            )
             noisy = (x + noise).clamp(0, 1)
         terms = self._losses(x, noisy)
         self.log_dict(
@@ -159,11 +159,14 @@ class StyleTransferModule(L.LightningModule):
             return batch.contiguous(memory_format=torch.channels_last)
         return batch
 
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Leave the frozen VGG out of ``.ckpt`` files: it is ~80 MB and rebuilt from the config."""
+        """Leave the frozen VGG out of ``.ckpt`` files (it is ~80 MB and rebuilt from the config), and store the
+        network's ``model_args``, so ``infer.py weights=<run>/checkpoints/best.ckpt`` can rebuild it (nanoGPT)."""
         state = checkpoint["state_dict"]
         checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith(FROZEN_PREFIX)}
+        model_args = getattr(self.net, "model_args", None)
+        if isinstance(model_args, dict):
+            checkpoint["model_args"] = dict(model_args)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Fill in the VGG keys left out on save, so strict loading still fails on any other missing key."""
