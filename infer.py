@@ -2,6 +2,9 @@
 
 ``python infer.py weights=style.pt input=clip.mp4 output=out.mp4`` (images, videos, GIFs, folders);
 ``python infer.py weights=style.pt export=onnx output=style.onnx`` (also ``export=torchscript``).
+
+``weights`` is the file train.py exports (``train_style.pt``, ``checkpoints/best.pt``), one of its checkpoints
+(``checkpoints/best.ckpt``, ``last.ckpt``), or a foreign format (see nst/fastnet/formats.py).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ def export(cfg: DictConfig) -> None:
 @hydra_entry("infer")
 def main(cfg: DictConfig) -> None:
     if OmegaConf.is_missing(cfg, "weights"):
-        raise NSTError("infer.py needs weights=PATH: the .pt file that train.py exports at the end of training")
+        raise NSTError("infer.py needs weights=PATH: the .pt file train.py exports, or a train.py checkpoints/*.ckpt")
     if cfg.get("export"):
         return export(cfg)
     if cfg.batch_size < 1:

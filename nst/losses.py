@@ -37,7 +37,8 @@ TERMS = ("content", "style", "tv", "temporal", "noise")
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """Gram matrices (B, C, C) of features (B, C, H, W), normalised by C*H*W; computed in float32."""
+    """Gram matrices (B, C, C) of features (B, C, H, W), normalised by C*H*W, from float32 features outside
+    autocast; the matmul follows torch's float32 matmul precision (TF32 on Ampere+ GPUs under train.py)."""
     b, c, h, w = features.shape
     with torch.autocast(device_type=features.device.type, enabled=False):
         flat = features.float().reshape(b, c, h * w)

@@ -67,8 +67,9 @@ def wandb_history(run_file: Path) -> list[dict]:
     ]
 
 
-def compose_config(name: str, overrides: list[str]) -> DictConfig:
-    """Compose ``conf/<name>.yaml`` with Hydra's command-line ``overrides``, without running anything."""
+def compose_config(name: str, overrides: list[str], hydra: bool = False) -> DictConfig:
+    """Compose ``conf/<name>.yaml`` with Hydra's command-line ``overrides``, without running anything;
+    ``hydra=True`` keeps the ``hydra`` node (run folders and the like)."""
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
@@ -76,7 +77,7 @@ def compose_config(name: str, overrides: list[str]) -> DictConfig:
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
-        return compose(name, overrides=overrides)
+        return compose(name, overrides=overrides, return_hydra_config=hydra)
 
 
 def copy_config(cfg: DictConfig, out: Path, *overrides: str) -> DictConfig:

@@ -105,7 +105,7 @@ def test_failed_download_names_the_offline_options(monkeypatch) -> None:
     assert "\n" not in message
 
 
-def test_random_weights_are_seeded_and_warn() -> None:
+def test_random_weights_are_seeded() -> None:
     a = VGGFeatures(["relu1_1"], weights="random", seed=1)
     b = VGGFeatures(["relu1_1"], weights="random", seed=1)
     c = VGGFeatures(["relu1_1"], weights="random", seed=2)

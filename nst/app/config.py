@@ -9,6 +9,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from nst.app.launch import resume_run_dir
 from nst.errors import NSTError
 
 #: The repository root (``conf/`` and ``assets/`` live here; installs are editable, see README).
@@ -17,8 +18,10 @@ CONF_DIR = PROJECT_ROOT / "conf"
 
 
 def register_resolvers() -> None:
-    """``${project_root:}`` lets configs name bundled assets independently of the working directory."""
+    """``${project_root:}`` lets configs name bundled assets independently of the working directory;
+    ``${resume_run_dir:ckpt,fresh}`` puts a resumed training run back into its own folder (train.yaml)."""
     OmegaConf.register_new_resolver("project_root", lambda: str(PROJECT_ROOT), replace=True)
+    OmegaConf.register_new_resolver("resume_run_dir", resume_run_dir, replace=True)
 
 
 def build(node: Any, **kwargs: Any) -> Any:

@@ -3,6 +3,8 @@ checking that it can run the requested precision."""
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from nst.errors import NSTError
@@ -55,3 +57,18 @@ def check_precision(device: torch.device, precision: str) -> None:
             f"precision={precision}: this GPU ({torch.cuda.get_device_name(device)}) has no native bf16 "
             "(it needs compute capability 8.0, Ampere, or newer); use precision=fp32"
         )
+
+
+def check_trainer_precision(accelerator: str, precision: str | int) -> str:
+    """The Lightning ``trainer.precision`` to train with: ``precision`` itself, except bf16 on a CPU without
+    native bf16, which would run ~200x slower; that falls back to ``32-true`` with a warning."""
+    precision = str(precision)
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if on_cpu and precision.startswith("bf16") and not cpu_has_native_bf16():
+        warnings.warn(
+            f"trainer.precision={precision} on a CPU without native bf16 (no AVX512-BF16/AMX) runs ~200x slower "
+            "than float32: training in 32-true instead; set trainer.precision=32-true to silence this",
+            stacklevel=2,
+        )
+        return "32-true"
+    return precision

@@ -20,7 +20,8 @@ from torch import nn
 from torchvision.utils import make_grid
 
 from nst.errors import NSTError
-from nst.fastnet.export import export_weights
+from nst.fastnet.data import photo_batch
+from nst.fastnet.export import export_checkpoint, export_weights
 from nst.fastnet.noise import PROBE_PIXELS, PROBE_RANGE, probe_noise
 from nst.io.files import atomic_path
 from nst.io.image import pil_to_tensor, save_image, tensor_to_pil
@@ -90,20 +91,33 @@ def label_grid(
 
 
 class SampleImages(Callback):
-    """Every ``every_n_steps`` steps (and at the end), a grid of stylized validation images
-    (:func:`sample_grid`), saved as ``<dirpath>/step_XXXXXXX.png`` and logged to W&B when that logger is on.
+    """Every ``every_n_steps`` steps (and at the end), a grid of stylized images (:func:`sample_grid`), saved
+    as ``<dirpath>/step_XXXXXXX.png`` and logged to W&B when that logger is on.
 
-    The noisy example uses the fixed probe noise of :mod:`nst.fastnet.noise` (1000 pixels, +-30),
-    so grids of runs with different ``noise.*`` settings compare directly.
+    The images are the validation images, or the user's own ``paths`` (files or folders), resized and
+    centre-cropped to ``image_size`` (default: the data's); either way the same ones for the whole run, so
+    grids compare from step to step. The noisy example uses the fixed probe noise of :mod:`nst.fastnet.noise`
+    (1000 pixels, +-30), so grids of runs with different ``noise.*`` settings compare directly.
     """
 
     def __init__(
-        self, dirpath: str | os.PathLike, every_n_steps: int = 500, max_images: int = 4, diff_gain: float = 10.0
+        self,
+        dirpath: str | os.PathLike,
+        every_n_steps: int = 500,
+        max_images: int = 4,
+        diff_gain: float = 10.0,
+        paths: Sequence[str | os.PathLike] | str | None = None,
+        image_size: int | None = None,
     ) -> None:
         if every_n_steps < 1 or max_images < 1:
             raise NSTError(
                 f"callbacks.sample_images: every_n_steps={every_n_steps} and max_images={max_images} must be >= 1"
             )
+        self.paths = [Path(p).expanduser() for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths or [])]
+        missing = [p for p in self.paths if not p.exists()]
+        if missing:
+            raise NSTError(f"callbacks.sample_images.paths: no such image or folder {missing[0]}; fix the path")
+        self.image_size = image_size
         self.dirpath = Path(dirpath)
         self.every_n_steps = every_n_steps
         self.max_images = max_images
@@ -155,7 +169,11 @@ class SampleImages(Callback):
     def _sample_inputs(self, trainer: L.Trainer) -> torch.Tensor | None:
         if self._images is None:
             datamodule = trainer.datamodule
-            images = datamodule.val_images() if hasattr(datamodule, "val_images") else None
+            if self.paths:
+                size = self.image_size or datamodule.hparams.image_size
+                images = photo_batch(self.paths, size)
+            else:
+                images = datamodule.val_images() if hasattr(datamodule, "val_images") else None
             if images is None or len(images) == 0:
                 warnings.warn("no validation images (data.num_val=0): sample grids are not written", stacklevel=2)
                 images = torch.empty(0)
@@ -167,6 +185,8 @@ class LastCheckpoint(ModelCheckpoint):
     """``last.ckpt`` every ``every_n_train_steps`` steps *and* when training ends, so a run stopped by
     ``max_steps`` resumes (``ckpt_path=.../last.ckpt``) exactly where it stopped."""
 
+    _at_train_end = False
+
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not self.save_last or trainer.fast_dev_run or self.dirpath is None:
             return
@@ -174,20 +194,63 @@ class LastCheckpoint(ModelCheckpoint):
             return
         path = os.path.join(self.dirpath, f"{self.CHECKPOINT_NAME_LAST}{self.FILE_EXTENSION}")
         self.last_model_path = path
-        trainer.save_checkpoint(path, weights_only=False)  # a full checkpoint: optimizer and loops too
+        self._at_train_end = True
+        try:
+            trainer.save_checkpoint(path, weights_only=False)  # a full checkpoint: optimizer and loops too
+        finally:
+            self._at_train_end = False
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        """Lightning counts logged steps (``_batches_that_stepped``) up by one when it resumes, because its own
+        checkpoints are written before that counter moves; one written at train end comes after, so the resumed
+        curves would skip a step. Store it as Lightning's own checkpoints do (checked by the resume test)."""
+        loop = checkpoint.get("loops", {}).get("fit_loop", {}).get("epoch_loop.state_dict", {})
+        if self._at_train_end and loop.get("_batches_that_stepped", 0) > 0:
+            loop["_batches_that_stepped"] -= 1
 
 
 class ExportWeights(Callback):
-    """At the end of training, write the small ``{model_args, state_dict}`` file that inference loads
-    with ``weights_only=True`` (nanoGPT style), atomically, from rank 0."""
+    """The small ``{model_args, state_dict}`` file that inference loads with ``weights_only=True`` (nanoGPT
+    style), written atomically from rank 0 with its path printed: when training ends, and when it stops on an
+    exception, Ctrl-C included (Lightning's ``on_exception``). Beside each monitored checkpoint
+    (``checkpoints/best.ckpt``) goes its export too (``best.pt``)."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.exported: Path | None = None
+        self.exported_best: list[Path] = []
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.is_global_zero:
-            self.exported = export_weights(getattr(pl_module, "net", pl_module), self.path)
+            self._export_last(pl_module)
+            self._export_best(trainer)
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        """Save what the run has learnt so far (weights that went NaN/inf are not worth a file); a failing
+        export must not hide the exception itself."""
+        if not trainer.is_global_zero:
+            return
+        print(f"training stopped ({type(exception).__name__}) at step {trainer.global_step}", flush=True)
+        net = getattr(pl_module, "net", pl_module)
+        try:
+            if all(torch.isfinite(p).all() for p in net.parameters()):
+                self._export_last(pl_module)
+            else:
+                print("last weights not exported: they hold NaN or inf", flush=True)
+            self._export_best(trainer)
+        except (NSTError, OSError, RuntimeError) as exc:
+            print(f"weights not exported: {exc}", flush=True)
+
+    def _export_last(self, pl_module: L.LightningModule) -> None:
+        self.exported = export_weights(getattr(pl_module, "net", pl_module), self.path)
+        print(f"exported weights: {self.exported}", flush=True)
+
+    def _export_best(self, trainer: L.Trainer) -> None:
+        for callback in trainer.checkpoint_callbacks:
+            best = Path(getattr(callback, "best_model_path", "") or "")
+            if getattr(callback, "monitor", None) and best.suffix == ".ckpt" and best.is_file():
+                self.exported_best.append(export_checkpoint(best, best.with_suffix(".pt")))
+                print(f"exported best weights ({callback.monitor}): {self.exported_best[-1]}", flush=True)
 
 
 class RunFiles(Callback):

@@ -7,6 +7,7 @@ broken image is skipped with a warning instead of killing a run hours in.
 
 from __future__ import annotations
 
+import os
 import random
 import warnings
 from collections.abc import Sequence
@@ -130,11 +131,30 @@ class ImageDataset(Dataset):
         raise NSTError(f"none of the {n} images could be read (first tried: {self.files[index % n]}); check data.root")
 
 
+def photo_batch(paths: Sequence[str | Path], image_size: int) -> torch.Tensor:
+    """The user's own photos as (N, 3, S, S) in [0, 1], resized and centre-cropped like the validation images;
+    a folder stands for the images in it. A missing or unreadable photo is an :class:`NSTError`."""
+    files: list[Path] = []
+    for entry in paths:
+        path = Path(entry).expanduser()
+        files += image_files("folder", path) if path.is_dir() else [path]
+    transform = ImageDataset(files, image_size, train=False).transform
+    return torch.stack([transform(open_rgb(f)).as_subclass(torch.Tensor) for f in files])
+
+
+def default_workers() -> int:
+    """DataLoader workers when ``data.num_workers`` is null: the CPU cores this process may use, at most 8
+    (decoding and cropping a 512 px COCO image takes a few ms; more workers only cost memory)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(8, cores))
+
+
 class StyleDataModule(L.LightningDataModule):
     """Training and fixed validation images for a fast style network, from COCO, Visual Genome or a folder.
 
     ``num_val`` images (never more than half) are set aside by a seeded draw from the sorted file
     list, so every run with the same files and seed validates and logs the same pictures.
+    ``num_workers=None`` uses :func:`default_workers` (the machine's cores, at most 8).
     """
 
     def __init__(
@@ -143,7 +163,7 @@ class StyleDataModule(L.LightningDataModule):
         root: str,
         image_size: int = 512,
         batch_size: int = 2,
-        num_workers: int = 2,
+        num_workers: int | None = None,
         num_val: int = 4,
         verify_images: bool = True,
         seed: int = 0,
@@ -152,7 +172,8 @@ class StyleDataModule(L.LightningDataModule):
         _check_source(source)
         if image_size < MIN_SIDE:
             raise NSTError(f"data.image_size={image_size} is too small; VGG-19 needs at least {MIN_SIDE}")
-        if batch_size < 1 or num_workers < 0 or num_val < 0:
+        self.num_workers = default_workers() if num_workers is None else num_workers
+        if batch_size < 1 or self.num_workers < 0 or num_val < 0:
             raise NSTError(
                 f"data.batch_size={batch_size} must be >= 1, data.num_workers={num_workers} and "
                 f"data.num_val={num_val} must be >= 0; fix the data config"
@@ -160,12 +181,6 @@ class StyleDataModule(L.LightningDataModule):
         self.save_hyperparameters()
         self.train_set: ImageDataset | None = None
         self.val_set: ImageDataset | None = None
-
-    def prepare_data(self) -> None:
-        """Only a check: nothing can be downloaded, so a missing root fails here with how to get the data."""
-        root = Path(self.hparams.root).expanduser()
-        if not root.is_dir():
-            raise NSTError(_no_data_message(self.hparams.source, root, "folder not found"))
 
     def setup(self, stage: str | None = None) -> None:
         """List, check and split the images; runs once even if Lightning calls it for several stages."""
@@ -203,7 +218,7 @@ class StyleDataModule(L.LightningDataModule):
         return torch.stack([val_set[i] for i in range(len(val_set))])
 
     def _loader(self, dataset: ImageDataset, shuffle: bool, drop_last: bool) -> DataLoader:
-        workers = self.hparams.num_workers
+        workers = self.num_workers
         return DataLoader(
             dataset,
             batch_size=self.hparams.batch_size,

@@ -1,7 +1,8 @@
 """The weights file of a fast network: ``{"model_args": ..., "state_dict": ...}`` (nanoGPT style).
 
-It is what ``infer.py`` loads, with ``weights_only=True``. No Lightning here, so inference and a later web UI
-load it with torch alone.
+It is what ``infer.py`` loads, with ``weights_only=True``; a Lightning ``.ckpt`` of ours loads too, since every
+checkpoint stores ``model_args`` next to the ``net.*`` weights. No Lightning here: both are read as plain
+dicts of tensors, so inference and a later web UI need torch alone.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from nst.io.files import atomic_path
 
 #: Leading key prefixes dropped on load: ``torch.compile``'s and the LightningModule attribute's.
 _PREFIXES = ("_orig_mod.", "net.")
+#: The key that marks a Lightning checkpoint (what ``Trainer.save_checkpoint`` writes).
+LIGHTNING_KEY = "pytorch-lightning_version"
 
 
 def _strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -58,12 +61,13 @@ def export_weights(net: nn.Module, path: str | os.PathLike) -> Path:
 
 
 def load_exported(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> TransformerNet:
-    """Rebuild a :class:`TransformerNet` from a file written by :func:`export_weights`; returned in eval mode.
+    """Rebuild a :class:`TransformerNet` from a file written by :func:`export_weights`, or from a training
+    checkpoint (``last.ckpt``, ``best.ckpt``); returned in eval mode.
 
     Loads with ``weights_only=True`` (no arbitrary code from pickles).
     """
     path = Path(path)
-    hint = "pass the exported .pt file written at the end of training"
+    hint = "pass the exported .pt file or a checkpoints/*.ckpt of a train.py run"
     if not path.is_file():
         raise NSTError(f"weights file not found: {path}; {hint}")
     try:
@@ -73,9 +77,9 @@ def load_exported(path: str | os.PathLike, map_location: str | torch.device = "c
         raise NSTError(
             f"cannot read weights file {path} ({type(exc).__name__}): not a torch file of plain tensors; {hint}"
         ) from exc
+    if isinstance(data, dict) and LIGHTNING_KEY in data:
+        data = _net_of_checkpoint(data, path, hint)
     if not _is_export(data):
-        if isinstance(data, dict) and ("pytorch-lightning_version" in data or "state_dict" in data):
-            raise NSTError(f"{path}: this looks like a Lightning checkpoint; {hint}")
         raise NSTError(f"{path} is not an nst weights file (no model_args/state_dict); {hint}")
     try:
         net = TransformerNet(**data["model_args"])
@@ -87,6 +91,20 @@ def load_exported(path: str | os.PathLike, map_location: str | torch.device = "c
         raise NSTError(f"weights in {path} do not match TransformerNet({data['model_args']}): {problem}; {hint}")
     net.load_state_dict(state_dict)
     return net.to(map_location).eval()
+
+
+def export_checkpoint(checkpoint: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Write the weights file of a training checkpoint (e.g. ``best.ckpt`` -> ``best.pt``), atomically."""
+    return export_weights(load_exported(checkpoint), path)
+
+
+def _net_of_checkpoint(data: dict[str, Any], path: Path, hint: str) -> dict[str, Any]:
+    """The ``model_args`` and the ``net.*`` weights of a Lightning checkpoint, as an export dict."""
+    if not isinstance(data.get("model_args"), dict):
+        raise NSTError(f"{path} is a Lightning checkpoint without model_args (not from train.py, or older); {hint}")
+    state_dict = data.get("state_dict") or {}
+    net = {key[len("net.") :]: value for key, value in state_dict.items() if key.startswith("net.")}
+    return {"model_args": data["model_args"], "state_dict": net}
 
 
 def _is_export(data: object) -> bool:

@@ -93,7 +93,6 @@ class StyleTransferModule(L.LightningModule):
         """Whether the temporal term is trained: a motion source and a non-zero ``temporal`` weight."""
         return self.temporal.enabled and self.criterion.enabled("temporal")
 
-
     def setup(self, stage: str) -> None:
         """Memory format and compilation, once, before Lightning moves the module to its device."""
         self.channels_last = self.hparams.channels_last
@@ -123,13 +122,14 @@ class StyleTransferModule(L.LightningModule):
             return torch.optim.Adam(self.net.parameters(), lr=1e-3)
         return self.optimizer_factory(self.net.parameters())
 
-
     def training_step(self, batch: torch.Tensor | dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, pairs_batch = split_batch(batch)
         x = self._prepare(images)
         noisy = pairs = None
         if self.noise_enabled:
-            noise = self.noise.sample(x, epoch=self.current_epoch, step=self.global_step, rank=self.global_rank)
+            noise = self.noise.sample(
+                x, epoch=self.current_epoch, step=self.global_step, batch=batch_idx, rank=self.global_rank
+            )
             noisy = (x + noise).clamp(0, 1)
         if self.temporal_enabled:
             pairs = self.temporal.pairs(x, pairs_batch, step=self.global_step, rank=self.global_rank)
@@ -187,11 +187,14 @@ class StyleTransferModule(L.LightningModule):
             return batch.contiguous(memory_format=torch.channels_last)
         return batch
 
-
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Leave the frozen VGG out of ``.ckpt`` files: it is ~80 MB and rebuilt from the config."""
+        """Leave the frozen VGG out of ``.ckpt`` files (it is ~80 MB and rebuilt from the config), and store the
+        network's ``model_args``, so ``infer.py weights=<run>/checkpoints/best.ckpt`` can rebuild it (nanoGPT)."""
         state = checkpoint["state_dict"]
         checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith(FROZEN_PREFIX)}
+        model_args = getattr(self.net, "model_args", None)
+        if isinstance(model_args, dict):
+            checkpoint["model_args"] = dict(model_args)
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Fill in the VGG keys left out on save, so strict loading still fails on any other missing key."""

@@ -65,12 +65,15 @@ class StabilityNoise:
     Args:
         pixels: positions changed per image; 0 turns the term (and the noisy half of the forward) off.
         range: offsets are integers in [-range, range] on a 0-255 scale.
-        per_epoch: ``True`` keeps one noise image per epoch, broadcast over the batch (the original code);
-            ``False`` draws fresh noise for every image of every batch.
-        seed: seeds every draw, together with the epoch or the step and rank.
+        per_epoch: ``False`` (default) draws fresh noise for every image of every batch, seeded by step, batch
+            index and rank, so micro-batches of gradient accumulation and DDP ranks never repeat a draw.
+            ``True`` keeps one noise image per epoch, broadcast over the batch and identical on every rank:
+            the original code's behaviour, kept for reproducing it (a run shorter than one epoch, e.g. 40k
+            steps on COCO, then sees a single noise image).
+        seed: seeds every draw, together with the epoch, step, batch index and rank.
     """
 
-    def __init__(self, pixels: int = 1000, range: int = 30, per_epoch: bool = True, seed: int = 0) -> None:  # noqa: A002
+    def __init__(self, pixels: int = 1000, range: int = 30, per_epoch: bool = False, seed: int = 0) -> None:  # noqa: A002
         if pixels < 0 or range < 0:
             raise NSTError(f"noise.pixels={pixels} and noise.range={range} must be >= 0")
         self.pixels = int(pixels)
@@ -84,8 +87,9 @@ class StabilityNoise:
         """Whether there is any noise to add: pixels and range > 0 (the loss weight is the criterion's)."""
         return self.pixels > 0 and self.range > 0
 
-    def sample(self, x: torch.Tensor, *, epoch: int, step: int, rank: int = 0) -> torch.Tensor:
-        """Noise to add to the batch ``x``: the epoch's noise image (broadcast) or a fresh seeded draw."""
+    def sample(self, x: torch.Tensor, *, epoch: int, step: int, batch: int = 0, rank: int = 0) -> torch.Tensor:
+        """Noise to add to the batch ``x``: the epoch's noise image (broadcast), or a fresh draw seeded by
+        (epoch, step, batch index, rank); the same after a resume."""
         b, _, h, w = x.shape
         if self.per_epoch:
             key = (epoch, h, w)
@@ -93,5 +97,5 @@ class StabilityNoise:
                 gen = seeded_generator(self.seed, "epoch", epoch)
                 self._epoch_noise = key, stability_noise(1, h, w, self.pixels, self.range, gen, x.device)
             return self._epoch_noise[1].to(x.dtype)
-        gen = seeded_generator(self.seed, "step", step, rank)
+        gen = seeded_generator(self.seed, "batch", epoch, step, batch, rank)
         return stability_noise(b, h, w, self.pixels, self.range, gen, x.device).to(x.dtype)

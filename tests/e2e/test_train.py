@@ -1,4 +1,5 @@
-"""train.py end to end, as subprocesses: one shared run, a multirun, DDP on two CPU processes, bad data."""
+"""train.py end to end, as subprocesses: one shared run, a resumed run, a multirun, DDP on two CPU processes
+(and refused inside a multirun), bad data."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from nst.app.device import cpu_has_native_bf16
 from nst.fastnet.export import load_exported
 from tests.helpers import make_images, wandb_history
 
@@ -79,21 +81,31 @@ def shared_run(tmp_path_factory: pytest.TempPathFactory):
         "callbacks.sample_images.every_n_steps=5",
         "callbacks.checkpoint_last.every_n_train_steps=5",
         "logger=[csv,wandb]",
+        "trainer.precision=bf16-mixed",  # falls back to 32-true on a CPU without native bf16
         f"hydra.run.dir={run_dir}",
     )
     return proc, run_dir
 
 
-def test_run_succeeds_and_prints_the_exported_file(shared_run) -> None:
+def test_run_succeeds_and_prints_the_exported_files(shared_run) -> None:
     proc, run_dir = shared_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     assert f"exported weights: {run_dir / 'train_style.pt'}" in proc.stdout
+    assert f"exported best weights (val/loss/total): {run_dir / 'checkpoints' / 'best.pt'}" in proc.stdout
+    assert load_exported(run_dir / "checkpoints" / "best.pt").model_args["base_channels"] == 8
     data = torch.load(run_dir / "train_style.pt", weights_only=True)
     assert set(data) == {"model_args", "state_dict"}
     assert data["model_args"] == {"upsample": "deconv", "base_channels": 8, "num_residual": 1}
     out = load_exported(run_dir / "train_style.pt")(torch.rand(1, 3, 45, 67))
     assert out.shape == (1, 3, 45, 67)
+
+
+def test_bf16_on_a_cpu_without_native_bf16_trains_in_float32_with_a_warning(shared_run) -> None:
+    proc, _ = shared_run
+    warned = "trainer.precision=bf16-mixed on a CPU without native bf16" in proc.stderr
+    assert warned == (not cpu_has_native_bf16())
+    assert ("Using bfloat16 Automatic Mixed Precision" in proc.stderr + proc.stdout) == cpu_has_native_bf16()
 
 
 def test_corrupt_image_is_skipped_and_counted(shared_run) -> None:
@@ -171,7 +183,31 @@ def test_multirun_runs_both_jobs(tmp_path: Path) -> None:
         assert "loss/total" in columns and ("loss/noise" in columns) == noise_on
 
 
-def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
+def test_resume_goes_on_in_the_same_run_folder_csv_and_wandb_run(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "images", size=(80, 72), suffix=".jpg")
+    common = (f"data.root={images}", "trainer.val_check_interval=1", "callbacks.sample_images=null")
+    first = run_train(tmp_path, *common, "trainer.max_steps=3", "logger=[csv,wandb]")
+    assert first.returncode == 0, first.stderr[-3000:]
+    (run_dir,) = (tmp_path / "outputs" / "train").iterdir()
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    # no hydra.run.dir: the checkpoint's own folder
+    second = run_train(tmp_path, *common, "trainer.max_steps=5", "logger=[csv,wandb]", f"ckpt_path={ckpt}")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert list((tmp_path / "outputs" / "train").iterdir()) == [run_dir]
+    assert "is not empty" not in second.stderr  # no warnings about the CSV or the checkpoints folder
+    rows = read_csv(run_dir / "csv" / "metrics.csv")
+    assert [int(r["step"]) for r in rows if r.get("loss/total")] == [0, 1, 2, 3, 4]  # one curve, each step once
+    val = {int(r["step"]): float(r["val/loss/total"]) for r in rows if r.get("val/loss/total")}
+    assert len(val) == 5
+    best = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    assert best["global_step"] - 1 == min(val, key=val.get)  # best.ckpt kept the best of both parts
+    run_id = (run_dir / "wandb_id.txt").read_text().strip()
+    runs = sorted((tmp_path / "wandb_dir" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 2 and all(r.name.endswith(f"-{run_id}") for r in runs)  # `wandb sync` joins them
+    assert f"exported weights: {run_dir / 'train_style.pt'}" in second.stdout
+
+
+def test_ddp_ranks_see_different_data_and_noise_and_end_with_the_same_weights(tmp_path: Path) -> None:
     images = make_images(tmp_path / "images", size=(80, 72), suffix=".jpg")
     run_dir = tmp_path / "run"
     proc = run_train(
@@ -184,6 +220,8 @@ def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
         "trainer.max_steps=2",
         "logger=csv",
         "callbacks.sample_images=null",
+        "+callbacks.probe._target_=tests.e2e.probe.RecordNetInputs",
+        f"+callbacks.probe.dirpath={tmp_path / 'probe'}",
         f"hydra.run.dir={run_dir}",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -192,6 +230,32 @@ def test_ddp_two_cpu_processes(tmp_path: Path) -> None:
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == 2
     assert proc.stdout.count("exported weights:") == 1  # rank 0 only
     assert load_exported(run_dir / "train_style.pt").model_args["base_channels"] == 8
+    ranks = [torch.load(tmp_path / "probe" / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert [len(r["inputs"]) for r in ranks] == [2, 2]
+    for a, b in zip(ranks[0]["inputs"], ranks[1]["inputs"]):
+        (clean_a, noisy_a), (clean_b, noisy_b) = a.chunk(2), b.chunk(2)
+        assert not torch.equal(clean_a, clean_b)  # each rank its own shard of the images
+        assert not torch.equal((noisy_a != clean_a).any(1), (noisy_b != clean_b).any(1))  # and its own noise
+    torch.testing.assert_close(ranks[0]["net"], ranks[1]["net"], rtol=0, atol=0)  # DDP kept them in sync
+
+
+def test_ddp_inside_a_multirun_is_refused_with_one_line(tmp_path: Path) -> None:
+    images = make_images(tmp_path / "images", size=(80, 72), suffix=".jpg")
+    proc = run_train(
+        tmp_path,
+        "trainer=ddp",
+        f"data.root={images}",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "logger=csv",
+        f"hydra.sweep.dir={tmp_path / 'sweep'}",
+        flags=("-m",),
+    )
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert "re-launch the whole sweep" in errors[0] and "submitit_slurm" in errors[0] and "torchrun" in errors[0]
+    assert errors[1:] == ["error: 1 job(s) of the multirun failed"]
+    assert "Starting with 2 processes" not in proc.stderr + proc.stdout
 
 
 def test_empty_folder_is_one_clear_error(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Tests for nst.data: file discovery per layout, corrupt-file handling, crops and the val split."""
+"""Tests for nst.fastnet.data: file discovery per layout, corrupt-file handling, crops and the val split."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from nst.errors import NSTError
-from nst.fastnet.data import ImageDataset, StyleDataModule, image_files
+from nst.fastnet.data import ImageDataset, StyleDataModule, default_workers, image_files, photo_batch
 from tests.helpers import compose_config, make_image
 
 CONF = Path(__file__).resolve().parents[2] / "conf" / "data"
@@ -81,9 +81,9 @@ def test_no_images_says_how_to_get_them(tmp_path: Path, source: str, layout: str
     assert "\n" not in message
 
 
-def test_missing_root_fails_in_prepare_data(tmp_path: Path) -> None:
-    with pytest.raises(NSTError, match="data=folder data.root=PATH"):
-        datamodule(tmp_path / "nowhere").prepare_data()
+def test_missing_root_fails_in_setup(tmp_path: Path) -> None:
+    with pytest.raises(NSTError, match="folder not found.*data=folder data.root=PATH"):
+        datamodule(tmp_path / "nowhere").setup("fit")
 
 
 def test_bad_settings_are_user_errors(tmp_path: Path) -> None:
@@ -235,6 +235,25 @@ def test_hydra_config_instantiates(tmp_path: Path, source: str) -> None:
     assert dm.hparams.source == source and dm.hparams.root.startswith(str(tmp_path))
     assert (dm.hparams.image_size, dm.hparams.batch_size, dm.hparams.num_val) == (512, 2, 4)
     assert dm.hparams.verify_images is True and dm.hparams.seed == 0
+    assert dm.hparams.num_workers is None and dm.num_workers == default_workers()  # null: auto
+
+
+def test_num_workers_default_is_the_cores_at_most_8(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for cores, expected in ((2, 2), (1, 1), (64, 8)):
+        monkeypatch.setattr("os.sched_getaffinity", lambda pid, n=cores: set(range(n)))
+        assert default_workers() == expected
+        assert datamodule(tmp_path).num_workers == 0  # an explicit value is kept
+        assert datamodule(tmp_path, num_workers=None).num_workers == expected
+
+
+def test_photo_batch_crops_like_validation_and_expands_folders(tmp_path: Path) -> None:
+    photos = make_folder(tmp_path / "mine", 3)
+    batch = photo_batch([photos[0], tmp_path / "mine"], image_size=32)
+    assert batch.shape == (4, 3, 32, 32) and 0 <= batch.min() and batch.max() <= 1
+    torch.testing.assert_close(batch[0], ImageDataset([photos[0]], 32, train=False)[0])
+    torch.testing.assert_close(batch[0], batch[1])  # the folder's first image is the same photo
+    with pytest.raises(NSTError, match="image not found"):
+        photo_batch([tmp_path / "nope.jpg"], image_size=32)
 
 
 class _MeanModule(L.LightningModule):

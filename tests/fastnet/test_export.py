@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nst.errors import NSTError
-from nst.fastnet.export import export_weights, load_exported
+from nst.fastnet.export import export_checkpoint, export_weights, load_exported
 from nst.fastnet.transformer_net import TransformerNet
 
 
@@ -70,7 +70,7 @@ def _write_bad(tmp_path: Path, kind: str) -> Path:
     [
         ("missing", "not found"),
         ("garbage", "cannot read"),
-        ("lightning", "looks like a Lightning checkpoint"),
+        ("lightning", "Lightning checkpoint without model_args"),
         ("plain_tensor", "not an nst weights file"),
         ("missing_key", "do not match"),
         ("extra_key", "do not match"),
@@ -86,6 +86,25 @@ def test_bad_weight_files_raise_one_clear_line(tmp_path: Path, kind: str, words:
     assert words in message
     assert str(path) in message
     assert "\n" not in message
+
+
+def test_a_lightning_checkpoint_with_model_args_loads_and_exports(tmp_path: Path) -> None:
+    """What train.py's checkpoints hold: ``net.*`` weights (compiled or not), ``model_args``, optimizer state."""
+    net = TransformerNet(base_channels=4, num_residual=1)
+    sd = {f"net.{k}": v for k, v in net.state_dict().items()}
+    ckpt = {
+        "pytorch-lightning_version": "2.6.0",
+        "model_args": net.model_args,
+        "state_dict": sd,
+        "optimizer_states": [{"state": {0: {"exp_avg": torch.zeros(3)}}, "param_groups": []}],
+        "global_step": 7,
+    }
+    torch.save(ckpt, tmp_path / "best.ckpt")
+    x = torch.rand(1, 3, 16, 12)
+    assert torch.equal(load_exported(tmp_path / "best.ckpt")(x), net.eval()(x))
+    assert export_checkpoint(tmp_path / "best.ckpt", tmp_path / "best.pt") == tmp_path / "best.pt"
+    data = torch.load(tmp_path / "best.pt", weights_only=True)
+    assert set(data) == {"model_args", "state_dict"} and data["state_dict"].keys() == net.state_dict().keys()
 
 
 def test_failed_export_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

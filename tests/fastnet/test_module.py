@@ -1,94 +1,35 @@
-"""StyleTransferModule and its callbacks, in-process with a tiny net, a random VGG and 32-64 px images."""
+"""StyleTransferModule trained in-process with a tiny net, a random VGG and 32-64 px images: loss terms,
+checkpoints, noise, resume, and the recommended GPU settings run on the CPU."""
 
 from __future__ import annotations
 
+import copy
+import functools
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
-from lightning.pytorch.callbacks import Callback
-from omegaconf import DictConfig
 from PIL import Image
-from torch import nn
 
+import nst.app.device
 from nst.app.builders import build_module
-from nst.app.config import CONF_DIR, build
+from nst.app.config import CONF_DIR
+from nst.app.device import check_trainer_precision
 from nst.errors import NSTError
-from nst.fastnet.callbacks import ExportWeights, SampleImages, sample_grid
+from nst.fastnet.callbacks import ExportWeights, SampleImages
 from nst.fastnet.export import load_exported
 from nst.fastnet.module import FROZEN_PREFIX, StyleTransferModule
-from nst.fastnet.noise import PROBE_PIXELS, probe_noise
-from tests.helpers import copy_config
+from nst.fastnet.noise import probe_noise
+from tests.conftest import TEST_OVERRIDES
+from tests.fastnet.training import Recorder, fit
+from tests.helpers import compose_config, copy_config
 
 TERMS = ("content", "style", "tv", "noise", "total")
 pytestmark = pytest.mark.filterwarnings(
     r"ignore:.*(does not have many workers|module\(s\) in eval mode|random weights|LeafSpec|is not empty).*"
 )
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny tensors: one thread avoids OpenMP overhead (and stalls when the 2 cores are shared)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def config(root_configs, tmp_path: Path):
-    """``config(*overrides, out=tmp_path)``: the session's tiny train config (random VGG, 32 px crops, a tiny
-    net, no loggers) with ``key=value`` overrides."""
-
-    def make(*overrides: str, out: Path | None = None) -> DictConfig:
-        return copy_config(root_configs["train"], out or tmp_path, *overrides)
-
-    return make
-
-
-class Recorder(Callback):
-    """Keeps every step's logged metrics and the batch sizes the network saw."""
-
-    def __init__(self) -> None:
-        self.metrics: list[dict[str, float]] = []
-        self.net_batches: list[int] = []
-        self.net_inputs: list[torch.Tensor] = []
-        self.initial: dict[str, torch.Tensor] = {}
-
-    def on_fit_start(self, trainer: L.Trainer, pl_module: StyleTransferModule) -> None:
-        self.initial = {k: v.clone() for k, v in pl_module.state_dict().items()}
-
-        def hook(module: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
-            if module.training:
-                self.net_batches.append(len(args[0]))
-                self.net_inputs.append(args[0].detach().clone())
-
-        self._handle = pl_module.net.register_forward_pre_hook(hook)
-
-    def on_train_batch_end(self, trainer: L.Trainer, *args: object) -> None:
-        self.metrics.append({k: float(v) for k, v in trainer.callback_metrics.items()} | {"step": trainer.global_step})
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: StyleTransferModule) -> None:
-        self._handle.remove()
-
-
-def fit(cfg: DictConfig, ckpt_path: str | None = None, config_callbacks: bool = True, **trainer_args: object):
-    """What train.py does, minus loggers and run files; returns (trainer, module, datamodule, recorder)."""
-    L.seed_everything(cfg.seed, verbose=False)
-    datamodule = build(cfg.data)
-    module = build_module(cfg)
-    recorder = Recorder()
-    callbacks = [build(c) for c in cfg.callbacks.values() if c is not None] if config_callbacks else []
-    if not config_callbacks:
-        trainer_args["enable_checkpointing"] = False
-    trainer = build(cfg.trainer, logger=False, callbacks=[*callbacks, recorder], **trainer_args)
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True if ckpt_path else None)
-    return trainer, module, datamodule, recorder
-
-
 
 
 @pytest.fixture(scope="module")
@@ -152,13 +93,24 @@ def test_checkpoints_leave_vgg_out_and_reload_strictly(five_steps) -> None:
 
 def test_export_rebuilds_the_trained_net(five_steps) -> None:
     cfg, out, _, trainer, module, datamodule, _ = five_steps
-    exported = next(c for c in trainer.callbacks if isinstance(c, ExportWeights)).exported
-    assert exported == Path(cfg.export_path) and exported.parent == out
-    net = load_exported(exported)  # weights_only=True inside
+    exporter = next(c for c in trainer.callbacks if isinstance(c, ExportWeights))
+    assert exporter.exported == Path(cfg.export_path) and exporter.exported.parent == out
+    assert exporter.exported_best == [out / "checkpoints" / "best.pt"]  # beside best.ckpt
+    checkpoints = out / "checkpoints"
     x = datamodule.val_images()
     module.net.eval()
     with torch.no_grad():
-        torch.testing.assert_close(net(x), module.net(x))
+        for weights in (exporter.exported, checkpoints / "last.ckpt"):  # infer.py loads either (weights_only=True)
+            torch.testing.assert_close(load_exported(weights)(x), module.net(x))
+        best_pt, best_ckpt = load_exported(checkpoints / "best.pt"), load_exported(checkpoints / "best.ckpt")
+        torch.testing.assert_close(best_pt(x), best_ckpt(x))
+
+
+def test_every_checkpoint_stores_model_args(five_steps) -> None:
+    _, out, _, _, module, _, _ = five_steps
+    assert module.net.model_args == {"upsample": "deconv", "base_channels": 8, "num_residual": 1}
+    for name in ("last.ckpt", "best.ckpt"):
+        assert torch.load(out / "checkpoints" / name, weights_only=True)["model_args"] == module.net.model_args
 
 
 def test_sample_grid_png_written(five_steps) -> None:
@@ -167,8 +119,6 @@ def test_sample_grid_png_written(five_steps) -> None:
     assert sampler.saved == [out / "samples" / "step_0000005.png"]  # step 5 once, not again at train end
     with Image.open(sampler.saved[0]) as img:
         assert img.size == (4 * 34 + 2, 4 * 34 + 2)  # 2 val images padded to 4 columns, 4 rows, 32 px tiles
-
-
 
 
 @pytest.mark.parametrize("pixels", [0, 50])
@@ -204,6 +154,15 @@ def test_noise_per_epoch_or_per_batch(config, tmp_path: Path, per_epoch: bool) -
     assert all(torch.equal(a, b) for a, b in zip(_noise_masks(again), masks))
 
 
+def test_per_batch_noise_is_fresh_in_every_micro_batch_of_gradient_accumulation(config) -> None:
+    # 6 images at batch 2, 2 micro-batches per step: steps after batches 0+1 and 2 (the epoch's end)
+    cfg = config("noise.pixels=40", "trainer.max_steps=2", "trainer.accumulate_grad_batches=2")
+    trainer, _, _, recorder = fit(cfg, config_callbacks=False, limit_val_batches=0)
+    assert trainer.global_step == 2 and len(recorder.net_inputs) == 3
+    first = [tuple(m[0].flatten().tolist()) for m in _noise_masks(recorder)]
+    assert len(set(first)) == 3  # batches 0 and 1 share global step 0, yet get their own noise
+
+
 def _popping(config, out: Path, pixels: int) -> tuple[float, float]:
     cfg = config(f"noise.pixels={pixels}", "trainer.max_steps=30", out=out)
     _, module, datamodule, _ = fit(cfg, config_callbacks=False, limit_val_batches=0)
@@ -223,9 +182,15 @@ def test_stability_term_reduces_popping(config, tmp_path: Path) -> None:
     assert on_std > 0.5 * off_std  # stable because it learned to ignore noise, not by going flat
 
 
+class StateAtStart(L.Callback):
+    """The network's weights and the optimizer's state when training starts (after a resume has restored them)."""
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: StyleTransferModule) -> None:
+        self.net = {f"net.{k}": v.clone() for k, v in pl_module.net.state_dict().items()}
+        self.optimizer = copy.deepcopy(trainer.optimizers[0].state_dict())
 
 
-def test_resume_from_last_continues_the_step_count(config, tmp_path: Path) -> None:
+def test_resume_restores_weights_and_adam_and_continues_the_step_count(config, tmp_path: Path) -> None:
     cfg = config(
         "trainer.max_steps=3",
         "callbacks.checkpoint_last.every_n_train_steps=100",
@@ -234,30 +199,46 @@ def test_resume_from_last_continues_the_step_count(config, tmp_path: Path) -> No
     )
     fit(cfg, limit_val_batches=0)
     last = tmp_path / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=True)["global_step"] == 3
+    saved = torch.load(last, weights_only=True)
+    assert saved["global_step"] == 3
     cfg.trainer.max_steps = 5
-    trainer, _, _, recorder = fit(cfg, ckpt_path=str(last), limit_val_batches=0)
+    start = StateAtStart()
+    trainer, _, _, recorder = fit(cfg, ckpt_path=str(last), limit_val_batches=0, callbacks=[start])
+    torch.testing.assert_close(start.net, saved["state_dict"], rtol=0, atol=0)
+    torch.testing.assert_close(start.optimizer, saved["optimizer_states"][0], rtol=0, atol=0)
+    assert [float(s["step"]) for s in start.optimizer["state"].values()] == [3.0] * len(start.optimizer["state"])
     assert [m["step"] for m in recorder.metrics] == [4, 5]  # two new steps, numbered on from 3
     assert trainer.global_step == 5
     assert torch.load(last, weights_only=True)["global_step"] == 5
 
 
+def test_the_recommended_gpu_settings_train_two_steps_on_the_cpu(
+    train_images: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """trainer=gpu (bf16-mixed) + model.channels_last=true + model.compile=true, as train.py builds them.
 
-
-def test_sample_grid_rows_show_inputs_stylized_and_popping() -> None:
-    images = torch.rand(3, 3, 32, 40, generator=torch.Generator().manual_seed(0)) * 0.8 + 0.1
-    noise = probe_noise((1, 3, 32, 40), seed=1)
-    grid = sample_grid(nn.Identity(), images, noise, diff_gain=10.0)
-    assert grid.shape == (3, 3 * 34 + 2, 4 * 42 + 2)
-
-    def tile(row: int, col: int) -> torch.Tensor:
-        return grid[:, 2 + row * 34 : 2 + row * 34 + 32, 2 + col * 42 : 2 + col * 42 + 40]
-
-    torch.testing.assert_close(tile(0, 1), images[1])
-    torch.testing.assert_close(tile(1, 2), images[2])  # identity "stylization"
-    assert torch.equal(tile(0, 3), torch.ones(3, 32, 40))  # padding column
-    changed = (tile(2, 3)[0] > 0).sum().item()  # the difference tile lights up exactly where noise is
-    assert changed == min(PROBE_PIXELS, 32 * 40)
+    Kept minuscule: this CPU emulates bf16 (~200x slower than float32), and a cold Inductor compile (C++
+    code generation) took ~3 min here, so torch.compile runs with its aot_eager backend: the same Dynamo
+    capture and AOTAutograd graphs as on a GPU, without generated code."""
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
+    monkeypatch.setattr(nst.app.device, "cpu_has_native_bf16", lambda: True)  # as on a CPU with AVX512-BF16
+    cfg = compose_config(
+        "train",
+        [*TEST_OVERRIDES["train"], "trainer=gpu", "trainer.accelerator=cpu", "model.channels_last=true",
+         "model.compile=true", "model.net.base_channels=4", "noise.pixels=20", "trainer.max_steps=2",
+         f"data.root={train_images}", f"paths.output_dir={tmp_path}", "callbacks.sample_images=null"],
+    )
+    assert cfg.trainer.precision == "bf16-mixed" and cfg.trainer.benchmark
+    precision = check_trainer_precision(cfg.trainer.accelerator, cfg.trainer.precision)
+    trainer, module, datamodule, recorder = fit(cfg, precision=precision, limit_val_batches=0)
+    assert trainer.precision == "bf16-mixed" and trainer.global_step == 2
+    assert module.net._compiled_call_impl is not None and module.channels_last is True
+    convs = [p for p in module.net.parameters() if p.dim() == 4]
+    assert convs and all(p.is_contiguous(memory_format=torch.channels_last) for p in convs)
+    assert all(math.isfinite(m["loss/total"]) and m["loss/noise"] > 0 for m in recorder.metrics)
+    with torch.no_grad():
+        x = datamodule.val_images()
+        torch.testing.assert_close(load_exported(tmp_path / "train_style.pt")(x), module.net.eval()(x).float())
 
 
 def test_blended_style_images_scaled_to_the_crop_size(config, tmp_path: Path) -> None:

@@ -38,18 +38,28 @@ def test_on_off_rule_and_bad_values() -> None:
         StabilityNoise(pixels=-1)
 
 
-def test_per_epoch_noise_is_one_image_per_epoch_and_per_batch_noise_differs_by_step_and_rank() -> None:
+def test_per_epoch_noise_is_one_image_per_epoch() -> None:
     x = torch.zeros(2, 3, 16, 16)
     epoch = StabilityNoise(pixels=20, per_epoch=True)
     a = epoch.sample(x, epoch=0, step=0)
-    assert a.shape == (1, 3, 16, 16) and torch.equal(a, epoch.sample(x, epoch=0, step=5))
+    assert a.shape == (1, 3, 16, 16) and torch.equal(a, epoch.sample(x, epoch=0, step=5, batch=5, rank=1))
     assert not torch.equal(a, epoch.sample(x, epoch=1, step=6))
-    batch = StabilityNoise(pixels=20, per_epoch=False)
-    b = batch.sample(x, epoch=0, step=3)
+
+
+def test_per_batch_noise_is_the_default_and_differs_by_step_batch_index_and_rank() -> None:
+    x = torch.zeros(2, 3, 16, 16)
+    noise = StabilityNoise(pixels=20)
+    assert not noise.per_epoch
+    b = noise.sample(x, epoch=0, step=3, batch=6)
     assert b.shape == (2, 3, 16, 16) and not torch.equal(b[0], b[1])
-    assert torch.equal(b, StabilityNoise(pixels=20, per_epoch=False).sample(x, epoch=0, step=3))  # seeded
-    assert not torch.equal(b, batch.sample(x, epoch=0, step=4))
-    assert not torch.equal(b, batch.sample(x, epoch=0, step=3, rank=1))
+    assert torch.equal(b, StabilityNoise(pixels=20).sample(x, epoch=0, step=3, batch=6))  # seeded
+    others = [
+        noise.sample(x, epoch=0, step=4, batch=6),
+        noise.sample(x, epoch=0, step=3, batch=7),  # the next micro-batch of gradient accumulation
+        noise.sample(x, epoch=0, step=3, batch=6, rank=1),
+        StabilityNoise(pixels=20, seed=1).sample(x, epoch=0, step=3, batch=6),
+    ]
+    assert not any(torch.equal(b, other) for other in others)
 
 
 def test_probe_noise_is_fixed() -> None:
