@@ -221,7 +221,7 @@ def test_divergence_writes_no_image_says_what_to_change_and_closes_the_wandb_run
 def test_errors_inside_hydra_instantiate_stay_one_clean_line(entry, monkeypatch, capsys, tmp_path: Path) -> None:
     missing = tmp_path / "vgg19.pth"
     line = _fails(entry, monkeypatch, capsys, tmp_path, [f"vgg.weights={missing}"])
-    assert line == f"error: vgg.weights: no such file {missing}; use imagenet, random or the path of a VGG-19 .pth"
+    assert line == f"error: vgg.weights: no such file {missing}; use imagenet, random, hed or the path of a VGG-19 .pth"
 
 
 def test_optimizer_settings_torch_refuses(entry, monkeypatch, capsys, tmp_path: Path) -> None:
