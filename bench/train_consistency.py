@@ -60,6 +60,8 @@ class StepTimer(Callback):
 
     def on_train_batch_end(self, *args: object) -> None:
         self.times.append(time.perf_counter() - self._start)
+        if len(self.times) % 50 == 0:
+            print(f"  step {len(self.times)}: {statistics.median(self.times[-50:]):.2f} s/step", flush=True)
 
 
 def training_images(folder: Path, limit: int) -> Path:
@@ -147,7 +149,7 @@ def main() -> None:
     parser.add_argument("--perceptual-scale", type=float, default=None,
                         help="content weight, and style weight / 4e5 (default 1000 with a random VGG, else 1)")
     parser.add_argument("--timing-rounds", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1, help="1 on a shared CPU: 2 OpenMP threads stall there")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     parser.add_argument("override", nargs="*", help="more train.py overrides, e.g. temporal.max_shift=2")
     args = parser.parse_args()
