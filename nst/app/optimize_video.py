@@ -130,7 +130,7 @@ def optimize_video(cfg: DictConfig) -> Path:
         raise
     finally:
         flows.close()
-
+    log.bar.close()
     write_video(output, store, reader, v)
     if v.side_by_side:
         write_video(side_by_side_path(output), store, reader, v, inputs)
