@@ -17,7 +17,7 @@ from nst.fastnet.callbacks import SampleImages
 from nst.fastnet.consistency import ConsistencyProbe, fit_frames
 from nst.io.video import open_writer
 from tests.clips import flicker, moving_square_clip
-from tests.fastnet.test_module import _one_thread, fit  # noqa: F401 - one thread: tiny tensors, shared cores
+from tests.fastnet.training import fit  # one thread for tiny tensors: tests/fastnet/conftest.py
 from tests.helpers import copy_config
 
 pytestmark = pytest.mark.filterwarnings(

@@ -16,7 +16,7 @@ from nst.fastnet.motion import NoMotion, SyntheticMotion, VideoMotion, affine_fl
 from nst.flow import warp
 from tests.clips import textured
 from tests.conftest import TEST_OVERRIDES
-from tests.fastnet.test_module import _one_thread, fit  # noqa: F401 - one thread: tiny tensors, shared cores
+from tests.fastnet.training import fit  # one thread for tiny tensors: tests/fastnet/conftest.py
 from tests.helpers import compose_config, copy_config
 
 pytestmark = pytest.mark.filterwarnings(

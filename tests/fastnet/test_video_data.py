@@ -17,7 +17,7 @@ from nst.flow.opencv import DISFlow
 from nst.io.video import open_writer
 from tests.clips import moving_square_clip, square_box
 from tests.conftest import TEST_OVERRIDES
-from tests.fastnet.test_module import _one_thread, fit  # noqa: F401 - one thread: tiny tensors, shared cores
+from tests.fastnet.training import fit  # one thread for tiny tensors: tests/fastnet/conftest.py
 from tests.helpers import compose_config, make_images
 
 pytestmark = pytest.mark.filterwarnings(
