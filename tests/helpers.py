@@ -1,11 +1,13 @@
-"""Test helpers written once: small generated pictures and the reader of offline W&B runs."""
+"""Test helpers written once: small generated pictures, the reader of offline W&B runs, the entry points."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 from omegaconf import DictConfig
@@ -87,3 +89,11 @@ def copy_config(cfg: DictConfig, out: Path, *overrides: str) -> DictConfig:
     result = OmegaConf.create(OmegaConf.to_container(cfg))  # interpolations kept, resolved later
     result.paths.output_dir = str(out)
     return OmegaConf.merge(result, OmegaConf.from_dotlist(list(overrides))) if overrides else result
+
+
+def load_entry(name: str) -> ModuleType:
+    """The entry point ``<name>.py`` of the repository root as a module, to call its ``main`` in-process."""
+    spec = importlib.util.spec_from_file_location(f"{name}_entry", Path(__file__).resolve().parents[1] / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -29,7 +29,7 @@ from nst.errors import NSTError
 from nst.gatys.loop import STOP_REASONS, IterationInfo, LoopCallback, StylizeResult
 from nst.io.files import atomic_path
 from nst.io.image import save_image, tensor_to_pil
-from nst.tracking import wandb_dir, wandb_mode
+from nst.tracking import start_wandb
 
 CURVES_CSV = "loss_curves.csv"
 CURVES_PNG = "loss_curves.png"
@@ -150,30 +150,12 @@ class WandbRun(LoopCallback):
 
     def __init__(self, settings: Mapping[str, Any], folder: str | os.PathLike, config: Mapping[str, Any]):
         self.settings = dict(settings)
-        self.folder = wandb_dir(folder)
+        self.folder = Path(folder)
         self.config = dict(config)
         self.run: Any = None
 
     def _start(self) -> None:
-        import wandb
-
-        self.folder.mkdir(parents=True, exist_ok=True)
-        try:
-            self.run = wandb.init(
-                project=self.settings.get("project") or "nst",
-                entity=self.settings.get("entity"),
-                name=self.settings.get("name"),
-                group=self.settings.get("group"),
-                tags=list(self.settings.get("tags") or []),
-                mode=wandb_mode(self.settings.get("mode")),
-                dir=str(self.folder),
-                config=self.config,
-                job_type="optimize",
-            )
-        except Exception as exc:  # wandb raises many types (auth, network, settings)
-            raise NSTError(
-                f"could not start W&B ({type(exc).__name__}: {exc}); use logger=csv, or check logger.wandb.*"
-            ) from exc
+        self.run = start_wandb(self.settings, self.folder, self.config, job_type="optimize")
 
     def on_iteration(self, info: IterationInfo) -> None:
         if self.run is None:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from nst.errors import NSTError
 from nst.gatys.video import FrameRecord
 from nst.io.files import atomic_path
-from nst.tracking import wandb_dir, wandb_mode
+from nst.tracking import start_wandb
 
 FRAMES_CSV = "frames.csv"
 LOSSES = ("loss/content", "loss/style", "loss/temporal", "loss/tv", "loss/total")
@@ -95,21 +95,7 @@ class FrameLog:
         self.bar.update(1)
 
     def _start(self) -> None:
-        import wandb
-
-        settings = dict(self.wandb_settings or {})
-        folder = wandb_dir(self.folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        try:
-            self.run = wandb.init(
-                project=settings.get("project") or "nst", entity=settings.get("entity"), name=settings.get("name"),
-                group=settings.get("group"), tags=list(settings.get("tags") or []),
-                mode=wandb_mode(settings.get("mode")), dir=str(folder), config=self.config, job_type="optimize_video",
-            )
-        except Exception as exc:  # wandb raises many types (auth, network, settings)
-            raise NSTError(
-                f"could not start W&B ({type(exc).__name__}: {exc}); use logger=csv, or check logger.wandb.*"
-            ) from exc
+        self.run = start_wandb(self.wandb_settings or {}, self.folder, self.config, job_type="optimize_video")
 
     def finish(self, summary: Mapping[str, float] | None = None, video: Path | None = None) -> None:
         """Close the bar; with W&B on, log the metric table and the stylized video, and finish the run.

@@ -8,7 +8,6 @@ suite shares the machine with other work.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import os
 import subprocess
@@ -20,7 +19,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.helpers import item_key, wandb_records
+from tests.helpers import item_key, load_entry, wandb_records
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ["loss/content", "loss/style", "loss/tv", "loss/total"]
@@ -147,10 +146,7 @@ def test_multirun_runs_both_jobs_with_lbfgs_and_adam(tmp_path: Path) -> None:
 # --- inputs that must fail: in-process (no interpreter start-up), each one clean `error:` line ---
 @pytest.fixture(scope="module")
 def optimize_module():
-    spec = importlib.util.spec_from_file_location("optimize_entry", ROOT / "optimize.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_entry("optimize")
 
 
 @pytest.fixture(scope="module")

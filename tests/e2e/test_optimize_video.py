@@ -8,18 +8,16 @@ keeps the finished frames and prints the resume command; the resumed run compute
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from nst.io.frames import FrameFolderWriter, finished_frames
 from nst.io.video import open_video
 from tests.clips import moving_square_clip
-from tests.helpers import wandb_history
+from tests.helpers import load_entry, wandb_history
 from tests.io.helpers import audio_seconds, write_clip, write_gif
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -28,20 +26,12 @@ SMALL = ["vgg.weights=random", "loss.style_weight=1e9", "max_size=64", "logger=n
 METHODS = ["naive", "prev_style", "temporal_init", "temporal_loss", "temporal", "consistent"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def entry():
-    spec = importlib.util.spec_from_file_location("optimize_entry", ROOT / "optimize.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.main
+    return load_entry("optimize").main
 
 
 @pytest.fixture(scope="module")

@@ -31,12 +31,7 @@ ITERATIONS = 8
 TEMPORAL_WEIGHT = 1e4  # conf/loss/gatys.yaml's default
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,100 @@
+"""evaluate.py's fast networks: train one with train.py's own code (or load given weights), then stylize the clip.
+
+Each network is trained as ``python train.py`` would train it, from train.yaml composed with the evaluation's
+style, VGG, seed and ``fast_training`` settings, plus the method's own ``overrides`` (its stability terms: none,
+the noise term of Rainy & de Berker 2018, or Ruder et al. 2018's synthetic motion). A network already trained in
+the run folder is reused, so a rerun of the same command goes on where it stopped. The clip is stylized by
+infer.py's engine and pipeline, into a lossless frame folder that the report measures.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from nst.app.config import plain, style_paths
+from nst.app.training import train
+from nst.evaluation.report import MethodRow
+from nst.fastnet.engines import make_engine
+from nst.fastnet.formats import load_weights
+from nst.fastnet.transformer_net import TransformerNet
+from nst.fastnet.video_inference import stylize_video
+from nst.io.frames import FrameFolderWriter
+from nst.io.video import open_video
+
+TRAINED = "train_style.pt"
+TIMING = "train_seconds.json"
+
+
+def _quoted(value: Any) -> str:
+    """A value for a Hydra override, quoted so that paths with any characters survive."""
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_quoted(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+def training_overrides(cfg: DictConfig, name: str, run: Path, data: Path) -> list[str]:
+    """train.py overrides of method ``name``: the shared ``fast_training`` settings, then the method's own."""
+    t = cfg.fast_training
+    accelerator = {"auto": "auto", "cpu": "cpu", "cuda": "gpu"}.get(str(cfg.device), "auto")
+    styles = [str(p) for p in style_paths(cfg.style)]
+    overrides = [
+        "data=folder", f"data.root={_quoted(t.data or data)}", f"data.image_size={t.image_size}",
+        f"data.batch_size={t.batch_size}", "data.num_workers=0", "data.num_val=1",
+        f"style.image={_quoted(styles if len(styles) > 1 else styles[0])}",
+        f"style.blend={_quoted(plain(cfg.style.blend))}" if cfg.style.get("blend") is not None else None,
+        *(f"vgg.{k}={_quoted(v)}" for k, v in plain(cfg.vgg).items() if not k.startswith("_")),
+        f"loss.content_weight={t.content_weight}", f"loss.style_weight={t.style_weight}",
+        f"seed={cfg.seed}", f"paths.output_dir={_quoted(run)}", "logger=csv",
+        f"trainer.max_steps={t.steps}", "trainer.max_epochs=-1", f"trainer.accelerator={accelerator}",
+        "trainer.val_check_interval=null", "+trainer.limit_val_batches=0", "trainer.enable_model_summary=false",
+        "callbacks.checkpoint_best=null", "callbacks.sample_images=null", "callbacks.consistency=null",
+        *plain(t.overrides), *plain(cfg[name].overrides),
+    ]
+    return [o for o in overrides if o is not None]
+
+
+def fast_network(cfg: DictConfig, name: str, folder: Path, data: Path, row: MethodRow,
+                 device: torch.device) -> TransformerNet:
+    """The network of method ``name``: its given ``weights``, the one trained earlier in ``folder``, or a new one."""
+    weights = cfg[name].get("weights")
+    if weights:
+        row.settings = {"weights": str(weights)}
+        return load_weights(weights, map_location=device)
+    run = folder / "train"
+    overrides = training_overrides(cfg, name, run, data)
+    row.settings = {"steps": cfg.fast_training.steps, "size": cfg.fast_training.image_size,
+                    **{o.split("=")[0]: o.split("=", 1)[1] for o in plain(cfg[name].overrides)}}
+    if (run / TRAINED).is_file() and (run / TIMING).is_file():  # trained by an earlier run of this command
+        row.train_seconds = json.loads((run / TIMING).read_text())["seconds"]
+        print(f"{name}: reusing the network trained in {run}", flush=True)
+        return load_weights(run / TRAINED, map_location=device)
+    from hydra import compose  # inside evaluate.py's Hydra app: the same config folder
+
+    train_cfg = compose("train", overrides=overrides)
+    print(f"{name}: training {train_cfg.trainer.max_steps} steps at {train_cfg.data.image_size} px into {run}",
+          flush=True)
+    start = time.perf_counter()
+    train(train_cfg)
+    row.train_seconds = time.perf_counter() - start
+    (run / TIMING).write_text(json.dumps({"seconds": row.train_seconds}) + "\n")
+    return load_weights(run / TRAINED, map_location=device)
+
+
+def stylize_frames(net: TransformerNet, inputs: Path, output: Path, device: torch.device, batch: int) -> float:
+    """Stylize the frame folder ``inputs`` into the frame folder ``output`` as infer.py does; seconds per frame."""
+    with open_video(inputs) as reader:
+        count = int(reader.frame_count or 0)
+        engine = make_engine(net, device, "auto", "auto", False, batch, count)
+        start = time.perf_counter()
+        with FrameFolderWriter(output, width=reader.width, height=reader.height) as writer:
+            frames = stylize_video(engine, reader, writer, batch_size=batch)
+    return (time.perf_counter() - start) / max(frames, 1)

@@ -1,0 +1,158 @@
+"""The evaluation report: one row per method, as ``report.md`` and ``report.json``, and the "which method?" answer.
+
+The numbers are those of :mod:`nst.metrics` (E_warp of Lai et al. 2018 with the input's flows and masks, style
+and content distance), measured on every method's lossless frames at the same working size. The input clip is
+a reference row: its own E_warp is the floor a flow estimator allows, its style distance how far the raw video
+is from the painting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nst.io.files import atomic_path
+
+#: A method may keep the style this much worse than ``naive``'s and still be recommended as the most consistent.
+STYLE_TOLERANCE = 1.5
+
+
+@dataclass
+class MethodRow:
+    """What one method produced and scored. ``kind``: ``input`` (the reference), ``optimizer`` or ``fast``."""
+
+    name: str
+    kind: str
+    status: str = "ok"  # ok | failed
+    reason: str = ""
+    warp_error: float = math.nan
+    warp_error_per_frame: list[float] = field(default_factory=list)
+    style_distance: float = math.nan
+    content_distance: float = math.nan
+    seconds_per_frame: float | None = None
+    train_seconds: float | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    frames: str | None = None  # folder of the lossless frames at the working size
+    video: str | None = None  # the stylized video with the input's audio
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok" and math.isfinite(self.warp_error) and math.isfinite(self.style_distance)
+
+    def fail(self, reason: str) -> MethodRow:
+        self.status, self.reason = "failed", reason
+        return self
+
+
+def find(rows: Sequence[MethodRow], name: str) -> MethodRow | None:
+    return next((r for r in rows if r.name == name and r.ok), None)
+
+
+def _ratio(value: float, reference: MethodRow | None) -> float:
+    if reference is None or not reference.warp_error > 0:
+        return math.nan
+    return value / reference.warp_error
+
+
+def which_method(rows: Sequence[MethodRow]) -> str:
+    """The most consistent method whose style distance stays within 1.5x of ``naive``'s, and the fastest one."""
+    methods = [r for r in rows if r.kind != "input" and r.ok]
+    if not methods:
+        return "No method finished, so there is nothing to recommend; see the reasons in the table."
+    naive = find(rows, "naive")
+    if naive is not None:
+        keep = [r for r in methods if r.style_distance <= STYLE_TOLERANCE * naive.style_distance]
+        rule = f"keeping the style distance within {STYLE_TOLERANCE:g}x of naive's ({naive.style_distance:.3g})"
+    else:
+        keep, rule = methods, "(naive did not run, so the style is not checked)"
+    best = min(keep, key=lambda r: r.warp_error)
+    text = [f"**Most consistent:** `{best.name}` has the lowest E_warp ({best.warp_error:.3g}"]
+    text[-1] += f", {_ratio(best.warp_error, naive):.2f}x naive's)" if naive is not None else ")"
+    text[-1] += f" among the methods {rule}."
+    dropped = sorted(set(r.name for r in methods) - set(r.name for r in keep))
+    if dropped:
+        text.append(f"Left out for losing too much style: {', '.join(f'`{n}`' for n in dropped)}.")
+    timed = [r for r in methods if r.seconds_per_frame is not None]
+    if timed:
+        fastest = min(timed, key=lambda r: r.seconds_per_frame)
+        line = f"**Fastest:** `{fastest.name}` at {fastest.seconds_per_frame:.3g} s per frame"
+        if fastest.train_seconds:
+            line += f" (after {fastest.train_seconds:.0f} s of training, paid once per style)"
+        text.append(line + f", E_warp {fastest.warp_error:.3g}.")
+    return " ".join(text)
+
+
+def _number(value: float | None, digits: str = ".3g") -> str:
+    return "—" if value is None or not math.isfinite(value) else format(value, digits)
+
+
+def _settings(settings: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in settings.items()).replace("|", "/")
+
+
+def markdown(rows: Sequence[MethodRow], info: Mapping[str, Any]) -> str:
+    """``report.md``: the settings, the table, the plots and the answer to "which method?"."""
+    naive, reference = find(rows, "naive"), next((r for r in rows if r.kind == "input" and r.ok), None)
+    lines = [
+        f"# Evaluation: {Path(info['content']).name} in the style of {Path(info['style']).name}",
+        "",
+        f"{info['frames']} frames at {info['width']}x{info['height']}, VGG weights `{info['vgg_weights']}`, "
+        f"device {info['device']}. E_warp: Lai et al. 2018's warping error with DIS flows and reliability masks of "
+        "the input (see nst/metrics.py); style distance: Gram matrices relu1_1..relu5_1 against the style image; "
+        "content distance: relu4_2 against the input frame. Lower is better for all three.",
+        "",
+        "| method | status | E_warp | × input | × naive | style distance | content distance | s/frame | "
+        "training s | settings |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        status = "ok" if r.status == "ok" else f"failed: {r.reason}".replace("|", "/")
+        to_input = _ratio(r.warp_error, reference) if r.kind != "input" else 1.0
+        lines.append(
+            f"| {r.name} | {status} | {_number(r.warp_error)} | {_number(to_input, '.2f')} | "
+            f"{_number(_ratio(r.warp_error, naive), '.2f')} | {_number(r.style_distance)} | "
+            f"{_number(r.content_distance)} | {_number(r.seconds_per_frame)} | {_number(r.train_seconds, '.0f')} | "
+            f"{_settings(r.settings)} |"
+        )
+    lines += ["", "## Which method?", "", which_method(rows), ""]
+    for title, name in (("E_warp per frame", "warp_error_per_frame.png"),
+                        ("Style distance against E_warp", "style_vs_warp.png"),
+                        ("The same frames from every method", "frame_strip.png")):
+        if (Path(info["run_dir"]) / name).is_file():
+            lines += [f"![{title}]({name})", ""]
+    if info.get("grid"):
+        lines += [f"All methods side by side, with the input's audio: [{Path(info['grid']).name}]"
+                  f"({Path(info['grid']).name})", ""]
+    return "\n".join(lines)
+
+
+def write_report(run_dir: str | Path, rows: Sequence[MethodRow], info: Mapping[str, Any]) -> tuple[Path, Path]:
+    """Write ``report.md`` and ``report.json`` atomically into ``run_dir``; returns their paths."""
+    run_dir = Path(run_dir)
+    naive = find(rows, "naive")
+    data = {
+        **{k: v for k, v in info.items() if k != "run_dir"},
+        "which_method": which_method(rows),
+        "methods": [
+            {**_finite(asdict(r)), "warp_error_to_naive": _finite_value(_ratio(r.warp_error, naive))} for r in rows
+        ],
+    }
+    md, js = run_dir / "report.md", run_dir / "report.json"
+    with atomic_path(md) as tmp:
+        tmp.write_text(markdown(rows, {**info, "run_dir": run_dir}))
+    with atomic_path(js) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+    return md, js
+
+
+def _finite_value(value: Any) -> Any:
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN: missing numbers become null."""
+    return {k: [_finite_value(x) for x in v] if isinstance(v, list) else _finite_value(v) for k, v in row.items()}
