@@ -71,7 +71,7 @@ def which_method(rows: Sequence[MethodRow]) -> str:
         keep, rule = methods, "(naive did not run, so the style is not checked)"
     best = min(keep, key=lambda r: r.warp_error)
     text = [f"**Most consistent:** `{best.name}` has the lowest E_warp ({best.warp_error:.3g}"]
-    text[-1] += f", {_ratio(best.warp_error, naive):.2f}x naive's)" if naive is not None else ")"
+    text[-1] += f", {_ratio(best.warp_error, naive):.3g}x naive's)" if naive is not None else ")"
     text[-1] += f" among the methods {rule}."
     dropped = sorted(set(r.name for r in methods) - set(r.name for r in keep))
     if dropped:
@@ -113,8 +113,8 @@ def markdown(rows: Sequence[MethodRow], info: Mapping[str, Any]) -> str:
         status = "ok" if r.status == "ok" else f"failed: {r.reason}".replace("|", "/")
         to_input = _ratio(r.warp_error, reference) if r.kind != "input" else 1.0
         lines.append(
-            f"| {r.name} | {status} | {_number(r.warp_error)} | {_number(to_input, '.2f')} | "
-            f"{_number(_ratio(r.warp_error, naive), '.2f')} | {_number(r.style_distance)} | "
+            f"| {r.name} | {status} | {_number(r.warp_error)} | {_number(to_input)} | "
+            f"{_number(_ratio(r.warp_error, naive))} | {_number(r.style_distance)} | "
             f"{_number(r.content_distance)} | {_number(r.seconds_per_frame)} | {_number(r.train_seconds, '.0f')} | "
             f"{_settings(r.settings)} |"
         )

@@ -136,3 +136,13 @@ def test_unknown_methods_are_one_error_line(entry, clip: Path, tmp_path: Path, c
     assert exit_info.value.code == 1
     err = capsys.readouterr().err
     assert "error: methods: unknown fastest; choose from naive" in err and "Traceback" not in err
+
+
+def test_a_multirun_writes_one_report_per_style(entry, clip: Path, tmp_path: Path) -> None:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "argv", ["evaluate.py", "-m", *SMALL, f"content={clip}", "methods=[naive]",
+                                 "style=udnie,starry_night", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+        entry()
+    reports = [json.loads((tmp_path / "sweep" / job / "report.json").read_text()) for job in ("0", "1")]
+    assert [Path(r["style"]).name for r in reports] == ["udnie.jpg", "starry_night.jpg"]
+    assert reports[0]["methods"][1]["style_distance"] != reports[1]["methods"][1]["style_distance"]

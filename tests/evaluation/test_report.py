@@ -23,7 +23,7 @@ def test_the_most_consistent_method_must_keep_the_style_within_1_5x_of_naive() -
             row("temporal", 1e-3, 1.4, 11.0), row("fast_noise", 1e-4, 1.6, 0.1, kind="fast", train_seconds=60.0)]
     text = which_method(rows)
     # fast_noise is more consistent but loses too much style; the input row is never a candidate
-    assert text.startswith("**Most consistent:** `temporal` has the lowest E_warp (0.001, 0.10x naive's)")
+    assert text.startswith("**Most consistent:** `temporal` has the lowest E_warp (0.001, 0.1x naive's)")
     assert "Left out for losing too much style: `fast_noise`" in text
     assert "**Fastest:** `fast_noise` at 0.1 s per frame (after 60 s of training" in text
 
@@ -45,7 +45,7 @@ def test_failed_rows_and_missing_numbers_are_written_as_such(tmp_path: Path) -> 
     assert data["methods"][1]["warp_error_to_naive"] == 1.0
     text = md.read_text()
     assert "| fast | failed: weights bad.pt: not a train.py checkpoint / or anything | — |" in text
-    assert "| naive | ok | 0.002 | 200.00 | 1.00 |" in text  # E_warp, x input, x naive
+    assert "| naive | ok | 0.002 | 200 | 1 |" in text  # E_warp, x input, x naive
 
 
 def test_the_strip_shows_first_middle_and_last_frames() -> None:
