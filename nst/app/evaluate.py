@@ -28,6 +28,7 @@ from nst.evaluation.grid import write_frames_video, write_grid
 from nst.evaluation.report import MethodRow, which_method, write_report
 from nst.gatys.video_log import FRAMES_CSV
 from nst.gatys.video_store import InputFrames, working_size
+from nst.io.media import VideoReader
 from nst.io.video import open_video
 from nst.metrics import run as measure
 from nst.tracking import start_wandb
@@ -67,7 +68,7 @@ class Evaluation:
         self.style = str(style_paths(cfg.style)[0])
         self.rows: list[MethodRow] = []
 
-    def source(self):
+    def source(self) -> VideoReader:
         """The clip, with the evaluation's frame selection (and its audio), opened anew for each use."""
         v = self.cfg.video
         return open_video(self.cfg.content, v.start, v.max_frames, v.every, folder_fps=v.fps)
