@@ -218,19 +218,20 @@ class StyleDataModule(L.LightningDataModule):
         return torch.stack([val_set[i] for i in range(len(val_set))])
 
     def _loader(self, dataset: ImageDataset, shuffle: bool, drop_last: bool) -> DataLoader:
-        workers = self.num_workers
-        return DataLoader(
-            dataset,
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            drop_last=drop_last,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
+        return batch_loader(dataset, self.hparams.batch_size, self.num_workers, shuffle=shuffle, drop_last=drop_last)
 
     @staticmethod
     def _require(dataset: ImageDataset | None) -> ImageDataset:
         if dataset is None:
             raise RuntimeError("StyleDataModule.setup() must run before asking for data")
         return dataset
+
+
+def batch_loader(
+    dataset: Dataset, batch_size: int, workers: int, *, shuffle: bool, drop_last: bool, sampler: object = None
+) -> DataLoader:
+    """The DataLoader of both DataModules: workers kept alive between epochs, pinned memory when a GPU is there."""
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle, sampler=sampler, drop_last=drop_last, num_workers=workers,
+        persistent_workers=workers > 0, pin_memory=torch.cuda.is_available(),
+    )

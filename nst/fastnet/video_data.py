@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, WeightedRandomSampler
 
 from nst.errors import NSTError
-from nst.fastnet.data import ImageDataset, image_files
+from nst.fastnet.data import ImageDataset, batch_loader, image_files
 from nst.fastnet.video_pairs import CurrentFrames, StillsAsPairs, VideoPairs, cache_clip, compute_flows, video_sources
 from nst.flow import FlowEstimator
 from nst.flow.opencv import DISFlow
@@ -124,18 +124,9 @@ class VideoDataModule(L.LightningDataModule):
         size = self.hparams.image_size
         return torch.stack([val_set[i] for i in range(len(val_set))]) if len(val_set) else torch.empty(0, 3, size, size)
 
-    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool, sampler=None) -> DataLoader:  # noqa: ANN001
-        workers = self.hparams.num_workers
-        return DataLoader(
-            dataset,
-            batch_size=self.hparams.batch_size,
-            shuffle=shuffle,
-            sampler=sampler,
-            drop_last=drop_last,
-            num_workers=workers,
-            persistent_workers=workers > 0,
-            pin_memory=torch.cuda.is_available(),
-        )
+    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool, sampler: object = None) -> DataLoader:
+        return batch_loader(dataset, self.hparams.batch_size, self.hparams.num_workers, shuffle=shuffle,
+                            drop_last=drop_last, sampler=sampler)
 
     @staticmethod
     def _require(dataset: Dataset | None) -> Dataset:
