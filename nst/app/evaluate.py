@@ -26,6 +26,7 @@ from nst.errors import NSTError
 from nst.evaluation import plots
 from nst.evaluation.grid import write_frames_video, write_grid
 from nst.evaluation.report import MethodRow, which_method, write_report
+from nst.gatys.temporal import METHODS
 from nst.gatys.video_log import FRAMES_CSV
 from nst.gatys.video_store import InputFrames, working_size
 from nst.io.media import VideoReader
@@ -33,7 +34,7 @@ from nst.io.video import open_video
 from nst.metrics import run as measure
 from nst.tracking import start_wandb
 
-OPTIMIZER_METHODS = ("naive", "prev_style", "temporal_init", "temporal_loss", "temporal", "consistent")
+OPTIMIZER_METHODS = METHODS  # optimize.py's video.method, as the video loop defines them
 FAST_METHODS = ("fast", "fast_noise", "fast_temporal")
 
 

@@ -25,15 +25,18 @@ def tile_scale(width: int, height: int, min_tile: int = MIN_TILE) -> int:
     return max(1, math.ceil(min_tile / max(width, height)))
 
 
-def _labelled(frame: np.ndarray, label: str, scale: int) -> np.ndarray:
-    """The frame scaled by ``scale`` under a black band with ``label`` in white."""
+def label_band(label: str, width: int) -> np.ndarray:
+    """A black band ``LABEL_HEIGHT`` px high and ``width`` wide with ``label`` in white, drawn once per tile."""
+    band = Image.new("RGB", (width, LABEL_HEIGHT))
+    ImageDraw.Draw(band).text((4, 3), label, fill="white", font=ImageFont.load_default(size=LABEL_HEIGHT - 6))
+    return np.asarray(band)
+
+
+def _scaled(frame: np.ndarray, scale: int) -> np.ndarray:
+    if scale == 1:
+        return frame
     image = Image.fromarray(frame)
-    if scale > 1:
-        image = image.resize((image.width * scale, image.height * scale), Image.Resampling.LANCZOS)
-    tile = Image.new("RGB", (image.width, image.height + LABEL_HEIGHT))
-    tile.paste(image, (0, LABEL_HEIGHT))
-    ImageDraw.Draw(tile).text((4, 3), label, fill="white", font=ImageFont.load_default(size=LABEL_HEIGHT - 6))
-    return np.asarray(tile)
+    return np.asarray(image.resize((image.width * scale, image.height * scale), Image.Resampling.LANCZOS))
 
 
 def grid_frames(folders: Sequence[str | Path], labels: Sequence[str]) -> Iterator[np.ndarray]:
@@ -43,14 +46,16 @@ def grid_frames(folders: Sequence[str | Path], labels: Sequence[str]) -> Iterato
         columns = math.ceil(math.sqrt(len(readers)))
         rows = math.ceil(len(readers) / columns)
         scale = tile_scale(readers[0].width, readers[0].height)
+        width, height = readers[0].width * scale, readers[0].height * scale + LABEL_HEIGHT
+        bands = [label_band(label, width) for label in labels]
+        grid = np.zeros((rows * height, columns * width, 3), np.uint8)  # empty cells stay black
         for frames in zip(*(r.arrays() for r in readers)):
-            tiles = [_labelled(f, label, scale) for f, label in zip(frames, labels)]
-            height, width = tiles[0].shape[:2]
-            grid = np.zeros((rows * height, columns * width, 3), np.uint8)
-            for i, tile in enumerate(tiles):
-                row, col = divmod(i, columns)
-                grid[row * height:(row + 1) * height, col * width:col * width + tile.shape[1]] = tile[:height]
-            yield grid[: grid.shape[0] // 2 * 2, : grid.shape[1] // 2 * 2]  # even sides: H.264 yuv420p
+            for i, (frame, band) in enumerate(zip(frames, bands)):
+                top, left = divmod(i, columns)
+                top, left = top * height, left * width
+                grid[top:top + LABEL_HEIGHT, left:left + width] = band
+                grid[top + LABEL_HEIGHT:top + height, left:left + width] = _scaled(frame, scale)
+            yield grid[: grid.shape[0] // 2 * 2, : grid.shape[1] // 2 * 2].copy()  # even sides: H.264 yuv420p
     finally:
         for reader in readers:
             reader.close()
