@@ -200,11 +200,14 @@ class StyleTransferCriterion(nn.Module):
         *,
         temporal_target: torch.Tensor | None = None,
         temporal_mask: torch.Tensor | None = None,
+        temporal_image: torch.Tensor | None = None,
         noisy_image: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """Weighted loss terms of ``image`` (B,3,H,W in [0,1]) and their sum under ``total``.
 
         ``temporal_target``/``temporal_mask``: the warped previous stylized frame and its validity mask.
+        ``temporal_image``: the frame compared with ``temporal_target`` when it is not ``image`` (the fast
+        network's synthetic motion compares the stylized moved frame with the moved stylized frame).
         ``noisy_image``: the network's output for the noisy input, for the stability term.
         """
         use_content = self.enabled("content") and content_targets is not None
@@ -225,7 +228,8 @@ class StyleTransferCriterion(nn.Module):
         if self.enabled("tv"):
             raw["tv"] = tv_loss(image)
         if self.enabled("temporal") and temporal_target is not None:
-            raw["temporal"] = temporal_loss(image, temporal_target, temporal_mask, self.temporal_normalization)
+            compared = image if temporal_image is None else temporal_image
+            raw["temporal"] = temporal_loss(compared, temporal_target, temporal_mask, self.temporal_normalization)
         if self.enabled("noise") and noisy_image is not None:
             raw["noise"] = noise_stability_loss(image, noisy_image)
         terms = {name: self.weights[name] * value for name, value in raw.items()}

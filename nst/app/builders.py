@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from nst.app.config import build, plain, style_paths
+from nst.app.config import build, named_styles, plain, training_style_paths
 from nst.fastnet.module import StyleTransferModule
 from nst.io.image import load_style_images
 from nst.losses import StyleTransferCriterion
@@ -22,13 +22,16 @@ def build_criterion(cfg: DictConfig) -> StyleTransferCriterion:
 
 def build_module(cfg: DictConfig) -> StyleTransferModule:
     """The training module of ``model.*`` with the criterion, the network optimizer, the noise, the
-    temporal motion source and the style image(s), scaled to ``style.size``."""
+    temporal motion source and the style image(s), scaled to ``style.size``. ``style=[a,b,...]`` builds one
+    network for all of them (conditional instance norm), its style names in its ``model_args``."""
+    styles = named_styles(cfg.style)
     return build(
         cfg.model,
+        **({"net": {"styles": list(styles)}} if styles else {}),
         criterion=build_criterion(cfg),
         optimizer=build(cfg.net_optimizer),
         noise=build(cfg.noise),
         temporal=build(cfg.temporal) if cfg.get("temporal") is not None else None,
-        style_images=load_style_images(style_paths(cfg.style), cfg.style.get("size")),
+        style_images=load_style_images(training_style_paths(cfg.style), cfg.style.get("size")),
         style_blend=plain(cfg.style.get("blend")),
     )

@@ -49,6 +49,23 @@ def style_paths(style: DictConfig) -> list[Path]:
     return [Path(str(p)).expanduser() for p in paths]
 
 
+def named_styles(style: DictConfig) -> dict[str, Path]:
+    """The styles of a multi-style network, ``{name: image}`` from ``style.paintings`` (``style=[a,b,...]``);
+    empty when the config selects one style, whose images are :func:`style_paths`."""
+    paintings = plain(style.get("paintings")) or {}
+    if len(paintings) < 2:
+        return {}
+    if style.get("blend") is not None:
+        raise NSTError("style.blend mixes the images of one style; a multi-style network blends at inference time")
+    return {str(name): Path(str(path)).expanduser() for name, path in paintings.items()}
+
+
+def training_style_paths(style: DictConfig) -> list[Path]:
+    """The style images a training run uses: one per named style of a multi-style network, else
+    :func:`style_paths`."""
+    return list(named_styles(style).values()) or style_paths(style)
+
+
 register_resolvers()
 
 

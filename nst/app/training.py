@@ -9,7 +9,7 @@ import torch
 from omegaconf import DictConfig
 
 from nst.app.builders import build_module
-from nst.app.config import build, plain, style_paths
+from nst.app.config import build, plain, training_style_paths
 from nst.app.device import check_trainer_precision
 from nst.app.launch import check_ddp_launch, checkpoint_step, in_multirun
 from nst.app.run_info import git_commit, resolved_dict, resolved_yaml
@@ -39,7 +39,7 @@ def train(cfg: DictConfig) -> float | None:
     datamodule.setup("fit")  # a missing dataset is reported before VGG-19 is loaded (or downloaded)
     module = build_module(cfg)
     callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    callbacks.append(RunFiles(run_dir, resolved_dict(cfg), resolved_yaml(cfg), git_commit(), style_paths(cfg.style)))
+    callbacks.append(RunFiles(run_dir, resolved_dict(cfg), resolved_yaml(cfg), git_commit(), training_style_paths(cfg.style)))
     loggers = build_loggers(plain(cfg.get("logger")), run_dir, resume_step=resume_step)
     trainer = build(cfg.trainer, precision=precision, logger=loggers or False, callbacks=callbacks)
     failed = True

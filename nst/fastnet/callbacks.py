@@ -61,6 +61,16 @@ def sample_grid(
     return make_grid(torch.stack([t.cpu() for t in tiles]), nrow=columns, padding=2, pad_value=1.0)
 
 
+@torch.no_grad()
+def style_rows(net: nn.Module, images: torch.Tensor) -> list[tuple[list[torch.Tensor], list[str]]]:
+    """For a multi-style network (Dumoulin et al. 2017), one (tiles, labels) row per style after the first,
+    which :func:`sample_grid`'s "stylized" row shows; nothing for a single-style network."""
+    styles = list(getattr(net, "styles", []))
+    if len(styles) < 2:
+        return []
+    return [(list(net(images, style=i).float()), [name]) for i, name in enumerate(styles) if i > 0]
+
+
 def label_grid(
     grid: torch.Tensor,
     tile_height: int,
@@ -147,8 +157,9 @@ class SampleImages(Callback):
         noise = probe_noise((1, *images.shape[1:]), seed="samples", device=pl_module.device)
         was_training = net.training
         net.eval()
-        try:  # callbacks with a ``sample_row`` (the consistency probe) add rows below
-            rows = [c.sample_row(net, *images.shape[-2:]) for c in trainer.callbacks if hasattr(c, "sample_row")]
+        try:  # a multi-style network adds a row per further style; the consistency probe a temporal row
+            rows = style_rows(net, images)
+            rows += [c.sample_row(net, *images.shape[-2:]) for c in trainer.callbacks if hasattr(c, "sample_row")]
             grid = sample_grid(net, images, noise, self.diff_gain, extra_rows=[tiles for tiles, _ in rows])
         finally:
             net.train(was_training)

@@ -131,7 +131,9 @@ class ConsistencyProbe(Callback):
         was_training = net.training
         net.eval()
         try:
-            self.last = self.measure(net, list(pl_module.style_images), pl_module.hparams.get("style_blend"))
+            # a multi-style network paints its first style when called without one: score that style
+            styles = list(pl_module.style_images)[: 1 if len(getattr(net, "styles", [])) > 1 else None]
+            self.last = self.measure(net, styles, pl_module.hparams.get("style_blend"))
         finally:
             net.train(was_training)
         pl_module.log_dict(self.last, on_step=False, on_epoch=True, batch_size=1, sync_dist=True)  # same on all ranks

@@ -20,9 +20,8 @@ import torch
 from torch import nn
 
 from nst.errors import NSTError
-from nst.fastnet.motion import MotionPairs, MotionSource, NoMotion, split_batch
-from nst.fastnet.noise import StabilityNoise, probe_noise
-from nst.flow import warp
+from nst.fastnet.motion import MotionPairs, MotionSource, NoMotion, VideoMotion, carries_pairs, split_batch
+from nst.fastnet.noise import StabilityNoise, probe_noise, seeded_generator
 from nst.losses import StyleTransferCriterion, noise_stability_loss
 
 #: Checkpoint keys under this prefix (the frozen VGG) are not saved; they are rebuilt from ``vgg.*``.
@@ -45,8 +44,10 @@ class StyleTransferModule(L.LightningModule):
         criterion: the shared loss; its ``noise`` weight switches the stability term on or off.
         optimizer: ``params -> Optimizer`` (a Hydra ``_partial_``); default Adam, lr 1e-3 (Johnson 2016).
         style_images: (1,3,H,W) tensors; their blended Gram matrices become the style targets, computed
-            once when fitting starts (on the training device).
-        style_blend: one weight per style image (``None``: equal).
+            once when fitting starts (on the training device). For a multi-style ``net`` (``net.styles``,
+            conditional instance norm, Dumoulin et al. 2017) one image per style, in the net's order: each
+            training batch draws one style (seeded by the step) and is conditioned on it.
+        style_blend: one weight per style image (``None``: equal); single-style networks only.
         noise: the stability noise (:class:`~nst.fastnet.noise.StabilityNoise`); the term trains when the
             noise is enabled and the criterion's ``noise`` weight is not 0. ``None``: no noise.
         channels_last: NHWC memory format for the network, VGG and inputs (faster convs on recent GPUs);
@@ -80,6 +81,14 @@ class StyleTransferModule(L.LightningModule):
             raise NSTError("no style image given; set style.image (one path or a list of paths)")
         self.noise = noise or StabilityNoise(pixels=0)
         self.temporal = temporal or NoMotion()
+        self.num_styles = int(getattr(net, "num_styles", 1))
+        if self.num_styles > 1 and (len(self.style_images) != self.num_styles or style_blend is not None):
+            raise NSTError(
+                f"a network of {self.num_styles} styles needs one style image per style and no style.blend, "
+                f"got {len(self.style_images)} image(s)"
+            )
+        self._style_grams: list[dict[str, torch.Tensor]] = []  # per style, for multi-style networks
+        self._style: int | None = None  # the style of the current batch (multi-style networks)
         self._compiled = False
         self.channels_last: bool | str = channels_last  # resolved in setup()
 
@@ -112,9 +121,29 @@ class StyleTransferModule(L.LightningModule):
         self._set_style()
 
     def _set_style(self) -> None:
-        """Gram targets of the style image(s), computed once on the training device (Johnson 2016)."""
-        if self.criterion.enabled("style") and not self.criterion.target_grams:
+        """Gram targets of the style image(s), computed once on the training device (Johnson 2016); one set
+        per style for a multi-style network."""
+        if not self.criterion.enabled("style") or self.criterion.target_grams:
+            return
+        if self.num_styles == 1:
             self.criterion.set_style(self.style_images, self.hparams.style_blend)
+            return
+        for image in self.style_images:
+            self.criterion.set_style([image])
+            self._style_grams.append(self.criterion.target_grams)
+        self._use_style(0)
+
+    def _use_style(self, index: int) -> None:
+        """Condition the network on style ``index`` and aim the style term at its Gram targets."""
+        self._style = index
+        if self._style_grams:
+            self.criterion.target_grams = {k: v.to(self.device) for k, v in self._style_grams[index].items()}
+
+    def _draw_style(self, step: int) -> None:
+        """One style per training batch, drawn from a generator seeded by the step and rank (resumable)."""
+        if self.num_styles > 1:
+            generator = seeded_generator("style", step, self.global_rank)
+            self._use_style(int(torch.randint(self.num_styles, (1,), generator=generator)))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         """Only the network trains; VGG is frozen."""
@@ -125,6 +154,7 @@ class StyleTransferModule(L.LightningModule):
     def training_step(self, batch: torch.Tensor | dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         images, pairs_batch = split_batch(batch)
         x = self._prepare(images)
+        self._draw_style(self.global_step)
         noisy = pairs = None
         if self.noise_enabled:
             noise = self.noise.sample(
@@ -142,45 +172,62 @@ class StyleTransferModule(L.LightningModule):
         )
         return terms["total"]
 
-    def validation_step(self, batch: torch.Tensor, batch_idx: int) -> None:
-        """Loss terms on the fixed validation images with fixed probe noise, plus ``val/stability``:
-        the unweighted MSE between f(x) and f(x + noise), comparable across noise settings."""
-        x = self._prepare(split_batch(batch)[0])
+    def validation_step(self, batch: torch.Tensor | dict[str, torch.Tensor], batch_idx: int) -> None:
+        """Loss terms on the fixed validation images with fixed probe noise and fixed motion, so that
+        ``val/loss/total`` (and ``best.ckpt``) weighs consistency as training does, plus ``val/stability``:
+        the unweighted MSE between f(x) and f(x + noise), comparable across noise settings. A multi-style
+        network is validated in every style: ``val/*`` are means over styles, ``val/<style>/loss/*`` each one."""
+        images, pairs_batch = split_batch(batch)
+        x = self._prepare(images)
         noise = probe_noise(x.shape, seed=("val", batch_idx), device=x.device)
         noisy = (x + noise).clamp(0, 1)
-        output, noisy_output = self._stylize(x, noisy)
-        use_noise = self.noise_enabled
-        terms = self.criterion(
-            output, self.criterion.content_targets(x), noisy_image=noisy_output if use_noise else None
-        )
-        metrics = {f"val/loss/{name}": value for name, value in terms.items()}
-        metrics["val/stability"] = noise_stability_loss(output, noisy_output)
-        self.log_dict(metrics, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(x))
+        pairs = None
+        if self.temporal_enabled and (not isinstance(self.temporal, VideoMotion) or carries_pairs(pairs_batch)):
+            pairs = self.temporal.pairs(x, pairs_batch, step=f"val{batch_idx}", rank=0)
+        per_style: list[dict[str, torch.Tensor]] = []
+        for index in range(self.num_styles):
+            self._use_style(index)
+            terms, output, noisy_output = self._terms(x, noisy, pairs, use_noise=self.noise_enabled)
+            metrics = {f"loss/{name}": value for name, value in terms.items()}
+            metrics["stability"] = noise_stability_loss(output, noisy_output)
+            per_style.append(metrics)
+        self._use_style(0)
+        logged = {f"val/{k}": torch.stack([m[k] for m in per_style]).mean() for k in per_style[0]}
+        if self.num_styles > 1:
+            names = self.net.styles
+            logged |= {f"val/{names[i]}/{k}": v for i, m in enumerate(per_style) for k, v in m.items() if "/" in k}
+        self.log_dict(logged, on_step=False, on_epoch=True, sync_dist=True, batch_size=len(x))
 
     def _losses(
         self, x: torch.Tensor, noisy: torch.Tensor | None, pairs: MotionPairs | None = None
     ) -> dict[str, torch.Tensor]:
-        """The criterion's terms; clean, noisy and previous frames go through the network in one forward, and
-        the temporal term compares f(x) with f(previous) warped onto x (Ruder et al. 2018), masked."""
-        if pairs is None:
-            output, noisy_output = self._stylize(x, noisy)
-            return self.criterion(output, self.criterion.content_targets(x), noisy_image=noisy_output)
-        batches = [x, pairs.previous] if noisy is None else [x, noisy, pairs.previous]
-        outputs = self.net(torch.cat([self._prepare(b) for b in batches])).split(len(x))
-        return self.criterion(
-            outputs[0],
-            self.criterion.content_targets(x),
-            temporal_target=warp(outputs[-1], pairs.flow),
-            temporal_mask=pairs.mask,
-            noisy_image=outputs[1] if noisy is not None else None,
-        )
+        """The criterion's terms (see :meth:`_terms`)."""
+        return self._terms(x, noisy, pairs)[0]
 
-    def _stylize(self, x: torch.Tensor, noisy: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One forward for the clean and the noisy batch: instance norm keeps the halves independent."""
-        if noisy is None:
-            return self.net(x), None
-        out = self.net(torch.cat([x, noisy]))
-        return out[: len(x)], out[len(x) :]
+    def _terms(
+        self, x: torch.Tensor, noisy: torch.Tensor | None, pairs: MotionPairs | None = None, use_noise: bool = True
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor | None]:
+        """(the criterion's terms, f(x), f(noisy)). Clean, noisy and partner frames go through the network in
+        one forward (instance norm keeps them independent); the temporal term compares the two stylized frames
+        of each pair, one warped onto the other (Ruder et al. 2018), masked (:class:`MotionPairs`)."""
+        batches = [x] + ([noisy] if noisy is not None else []) + ([pairs.partner] if pairs is not None else [])
+        outputs = self._net(torch.cat([self._prepare(b) for b in batches])).split(len(x))
+        output, noisy_output = outputs[0], outputs[1] if noisy is not None else None
+        temporal: dict[str, torch.Tensor] = {}
+        if pairs is not None:
+            compared, warped = pairs.compared(output, outputs[-1])
+            temporal = {"temporal_image": compared, "temporal_target": warped, "temporal_mask": pairs.mask}
+        terms = self.criterion(
+            output,
+            self.criterion.content_targets(x),
+            noisy_image=noisy_output if use_noise else None,
+            **temporal,
+        )
+        return terms, output, noisy_output
+
+    def _net(self, x: torch.Tensor) -> torch.Tensor:
+        """The network, conditioned on the current style when it paints several."""
+        return self.net(x) if self.num_styles == 1 else self.net(x, style=self._style)
 
     def _prepare(self, batch: torch.Tensor) -> torch.Tensor:
         if self.channels_last is True:

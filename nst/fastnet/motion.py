@@ -1,19 +1,21 @@
 """Where the temporal term of the fast network gets its motion: none, synthetic, or real video pairs.
 
 Ruder et al. 2018 (Sec. 5.2) train a feed-forward network to be consistent without optical flow at test time:
-each training image x is paired with a *previous frame* whose motion towards x is known, both are stylized,
+each training image x is paired with a second frame whose motion relative to x is known, both are stylized,
 and the masked temporal loss of the shared criterion (:func:`nst.losses.temporal_loss`, weight
-``loss.temporal_weight``) compares f(x) with the previous stylized frame warped onto x. ReCoNet (Gao et al.
-2018) and Huang et al. 2017 train the same kind of term on video pairs.
+``loss.temporal_weight``) asks the two stylized frames to agree once one is warped onto the other. ReCoNet
+(Gao et al. 2018) and Huang et al. 2017 train the same kind of term on video pairs.
 
-The flow convention is :mod:`nst.flow`'s: ``flow`` is the backward flow of the current frame x (towards the
-previous frame), so ``warp(previous, flow)`` is aligned with x, and ``mask`` (B, 1, H, W) is 1 where that warp
-can be trusted. Three sources, one interface (:class:`MotionSource`), selected by the Hydra ``temporal`` group:
+Every source gives :class:`MotionPairs`: a ``partner`` frame to stylize beside x, a ``flow`` in
+:mod:`nst.flow`'s convention and a ``mask`` (B, 1, H, W), 1 where the warp can be trusted. The term is
+``|f(a) - warp(f(b), flow)|^2`` over the mask, where (a, b) is (x, partner) for real video (the partner is the
+previous frame, the flow x's backward flow) and (partner, x) for synthetic motion, so that each side is
+resampled at most once. Three sources, one interface (:class:`MotionSource`), selected by the ``temporal`` group:
 
 * :class:`NoMotion` (``temporal=off``): no pairs, no second forward.
 * :class:`SyntheticMotion` (``temporal=synthetic``): a random small shift, zoom and rotation T per image; the
-  previous frame is T(x), made with the foundation's :func:`~nst.flow.warp`, and the flow is the exact inverse
-  of T, so no estimator is involved. Pixels of x whose source lies outside T(x) are masked out.
+  partner is T(x), made with :func:`~nst.flow.warp`, and the term compares f(T(x)) with T(f(x)), the network's
+  output moved by the same exact flow: an equivariant network pays nothing, whatever its texture.
 * :class:`VideoMotion` (``temporal=video``): consecutive frames of real videos with their estimated flow and
   reliability mask, as served by ``data=video`` (:mod:`nst.fastnet.video_data`).
 """
@@ -28,31 +30,42 @@ import torch
 
 from nst.errors import NSTError
 from nst.fastnet.noise import seeded_generator
-from nst.flow import out_of_frame, warp
+from nst.flow import warp
+from nst.flow.warp import sample_positions
 
 
 @dataclass
 class MotionPairs:
-    """Previous frames of a batch of current frames x: ``warp(previous, flow)`` is aligned with x where ``mask``.
+    """A partner frame for each frame x of a batch, and how their stylized versions must agree.
 
-    ``previous`` (B, 3, H, W) in [0, 1]; ``flow`` (B, 2, H, W), the backward flow of x in pixels; ``mask``
-    (B, 1, H, W) in [0, 1].
+    ``partner`` (B, 3, H, W) in [0, 1]; ``flow`` (B, 2, H, W) in pixels; ``mask`` (B, 1, H, W) in [0, 1].
+    With ``warp_partner`` (real video: the partner is the previous frame, ``flow`` x's backward flow) the term
+    compares f(x) with ``warp(f(partner), flow)``; without it (synthetic motion: the partner is T(x) and
+    ``flow`` the flow of T) it compares f(partner) with ``warp(f(x), flow)``. The mask lives on the grid of
+    the side that is not warped.
     """
 
-    previous: torch.Tensor
+    partner: torch.Tensor
     flow: torch.Tensor
     mask: torch.Tensor
+    warp_partner: bool = True
+
+    def compared(self, output: torch.Tensor, partner_output: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(frame, warped frame) to compare, given f(x) and f(partner)."""
+        if self.warp_partner:
+            return output, warp(partner_output, self.flow)
+        return partner_output, warp(output, self.flow)
 
 
 class MotionSource:
-    """The interface: ``enabled`` says whether the network sees a second (previous-frame) batch at all."""
+    """The interface: ``enabled`` says whether the network sees a second (partner) batch at all."""
 
     enabled: bool = False
 
     def pairs(
-        self, x: torch.Tensor, batch: Mapping[str, torch.Tensor] | None, *, step: int, rank: int = 0
+        self, x: torch.Tensor, batch: Mapping[str, torch.Tensor] | None, *, step: int | str, rank: int = 0
     ) -> MotionPairs | None:
-        """The previous frames of ``x``; ``batch`` is the data loader's dict when the data carries pairs."""
+        """The partner frames of ``x``; ``batch`` is the data loader's dict when the data carries pairs."""
         raise NotImplementedError
 
 
@@ -88,27 +101,39 @@ def similarity(zoom: torch.Tensor, angle_deg: torch.Tensor) -> torch.Tensor:
 class SyntheticMotion(MotionSource):
     """Random small camera motion of still images (Ruder et al. 2018): shift, zoom and rotation per image.
 
-    For each image a map M: q -> c + A (q - c) + t is drawn, with A = zoom * R(angle). The previous frame is
-    T(x) = warp(x, flow of M), i.e. T(x)(q) = x(M q). The backward flow of x towards T(x) is then the flow of
-    M^-1 (exact, no estimator), and x's pixels whose position M^-1 p falls outside the frame are masked out.
+    For each image a map M: q -> c + A (q - c) + t is drawn, with A = zoom * R(angle). The partner frame is
+    T(x) = warp(x, flow of M), i.e. T(x)(q) = x(M q), and the temporal term compares f(T(x)) with T(f(x)):
+    both sides are resampled exactly once, so a network that commutes with the motion (the identity, any 1x1
+    convolution) scores 0 and texture is not penalised, unlike a comparison of f(x) with T^-1(f(T(x))), where
+    one side is interpolated twice. Pixels of T(x) whose source M q falls outside the frame, or within
+    ``margin`` pixels of its border (where the network's receptive field sees padding), are masked out.
 
     Args:
         max_shift: shifts are uniform in [-max_shift, max_shift] pixels, along x and y independently.
         max_zoom: zoom factors are log-uniform in [1 / (1 + max_zoom), 1 + max_zoom].
         max_rotation: angles are uniform in [-max_rotation, max_rotation] degrees.
         seed: seeds every draw, together with the step and rank (reproducible, identical after a resume).
+        margin: pixels of T(x) whose source lies within this many pixels of x's border are masked out too.
     """
 
     enabled = True
 
-    def __init__(self, max_shift: float = 4.0, max_zoom: float = 0.05, max_rotation: float = 2.0, seed: int = 0):
-        if min(max_shift, max_zoom, max_rotation) < 0 or max_zoom >= 1 or max_rotation > 45:
+    def __init__(
+        self,
+        max_shift: float = 4.0,
+        max_zoom: float = 0.05,
+        max_rotation: float = 2.0,
+        seed: int = 0,
+        margin: float = 4.0,
+    ):
+        if min(max_shift, max_zoom, max_rotation, margin) < 0 or max_zoom >= 1 or max_rotation > 45:
             raise NSTError(
-                f"temporal: max_shift={max_shift}, max_zoom={max_zoom}, max_rotation={max_rotation} must be >= 0, "
-                "with max_zoom < 1 and max_rotation <= 45 degrees; small motions are the point"
+                f"temporal: max_shift={max_shift}, max_zoom={max_zoom}, max_rotation={max_rotation} and "
+                f"margin={margin} must be >= 0, with max_zoom < 1 and max_rotation <= 45 degrees; small motions "
+                "are the point"
             )
         self.max_shift, self.max_zoom, self.max_rotation = float(max_shift), float(max_zoom), float(max_rotation)
-        self.seed = seed
+        self.seed, self.margin = seed, float(margin)
 
     def transforms(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``n`` random maps as (A (n, 2, 2), t (n, 2)), drawn on the CPU."""
@@ -122,14 +147,16 @@ class SyntheticMotion(MotionSource):
         return similarity(zoom, angle), uniform(n, 2) * self.max_shift
 
     def apply(self, x: torch.Tensor, matrix: torch.Tensor, offset: torch.Tensor) -> MotionPairs:
-        """Pairs for given maps: previous = T(x) = warp(x, flow of M); flow = flow of M^-1; mask = in frame."""
+        """Pairs for given maps: partner = T(x) = warp(x, flow of M); the mask keeps the pixels of T(x) whose
+        source lies at least ``margin`` pixels inside x."""
         h, w = x.shape[-2:]
         matrix, offset = matrix.to(x.device), offset.to(x.device)
-        previous = warp(x, affine_flow(matrix, offset, h, w))
-        inverse = torch.linalg.inv(matrix.float())
-        flow = affine_flow(inverse, -torch.bmm(inverse, offset.float().unsqueeze(-1)).squeeze(-1), h, w)
-        mask = (~out_of_frame(flow)).to(x.dtype)
-        return MotionPairs(previous.to(x.dtype), flow, mask)
+        flow = affine_flow(matrix, offset, h, w)
+        partner = warp(x, flow)
+        pos = sample_positions(flow)
+        m = self.margin
+        inside = (pos[:, 0:1] >= m) & (pos[:, 0:1] <= w - 1 - m) & (pos[:, 1:2] >= m) & (pos[:, 1:2] <= h - 1 - m)
+        return MotionPairs(partner.to(x.dtype), flow, inside.to(x.dtype), warp_partner=False)
 
     def pairs(self, x, batch, *, step, rank=0):  # noqa: ANN001 - the interface's signature
         matrix, offset = self.transforms(len(x), seeded_generator(self.seed, "motion", step, rank))
@@ -138,6 +165,11 @@ class SyntheticMotion(MotionSource):
 
 #: The keys of a data loader batch that carries real pairs (``data=video``).
 PAIR_KEYS = ("image", "previous", "flow", "mask")
+
+
+def carries_pairs(batch: Mapping | None) -> bool:
+    """Whether a data loader batch carries real pairs (``data=video``)."""
+    return batch is not None and all(k in batch for k in PAIR_KEYS)
 
 
 class VideoMotion(MotionSource):
@@ -149,7 +181,7 @@ class VideoMotion(MotionSource):
     enabled = True
 
     def pairs(self, x, batch, *, step, rank=0):  # noqa: ANN001 - the interface's signature
-        if batch is None or any(k not in batch for k in PAIR_KEYS):
+        if not carries_pairs(batch):
             raise NSTError("temporal=video needs frame pairs from the data: use data=video (or temporal=synthetic)")
         return MotionPairs(batch["previous"].to(x), batch["flow"].to(x.device).float(), batch["mask"].to(x))
 
