@@ -15,6 +15,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from nst.app.cli import hydra_entry
+from nst.app.config import style_choice
 from nst.app.device import resolve_device
 from nst.errors import NSTError
 from nst.fastnet.engines import make_engine
@@ -25,7 +26,7 @@ from nst.fastnet.stylize_media import InferSettings, count_frames, plan_jobs, ru
 def export(cfg: DictConfig) -> None:
     from nst.fastnet.exporters import export_model
 
-    net = load_weights(cfg.weights)
+    net = load_weights(cfg.weights).single_style(style_choice(cfg.get("style")))
     output = Path(cfg.output)
     if output.suffix.lower() not in (".onnx", ".pt", ".ts", ".torchscript"):
         output = output.with_suffix(".onnx" if cfg.export == "onnx" else ".pt")
@@ -45,7 +46,7 @@ def main(cfg: DictConfig) -> None:
     start = time.perf_counter()
     device = resolve_device(cfg.device)
     jobs = plan_jobs(cfg.input, cfg.output)
-    net = load_weights(cfg.weights, map_location=device)
+    net = load_weights(cfg.weights, map_location=device).single_style(style_choice(cfg.get("style")))
     total = count_frames(jobs)
     engine = make_engine(net, device, cfg.engine, cfg.precision, cfg.compile, cfg.batch_size, total)
     settings = InferSettings(cfg.batch_size, cfg.max_size, cfg.side_by_side, cfg.crf, cfg.audio)

@@ -50,19 +50,34 @@ def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.mse_loss(features.float(), target.float())
 
 
+#: How each layer's Gram MSE is scaled: ``none`` (Gatys et al. 2016) or by the ``target`` Gram's mean square.
+STYLE_NORMALIZATIONS = ("none", "target")
+
+
 def style_loss(
     grams: Mapping[str, torch.Tensor],
     target_grams: Mapping[str, torch.Tensor],
     layer_weights: Mapping[str, float] | None = None,
+    normalization: str = "none",
 ) -> torch.Tensor:
     """Weighted mean over layers of the MSE between Gram matrices.
 
     ``target_grams`` may hold one (1, C, C) matrix per layer; it is broadcast over the batch.
     Layers weigh equally unless ``layer_weights`` says otherwise; weights are normalised to sum to 1.
+    ``normalization="target"`` divides each layer's MSE by the mean square of its target Gram matrix, a relative
+    error: layers whose activations are orders of magnitude apart (HED's relu1_2 Gram MSE is ~1e7 times its
+    relu4_3's) and paintings of different contrast then weigh as their layer weights say.
     """
+    if normalization not in STYLE_NORMALIZATIONS:
+        raise NSTError(f"loss.style_normalization must be one of {', '.join(STYLE_NORMALIZATIONS)}, got {normalization!r}")
     weights = {name: 1.0 for name in grams} if layer_weights is None else dict(layer_weights)
     total_weight = sum(weights[name] for name in grams)
-    loss = sum(weights[name] * (grams[name] - target_grams[name]).pow(2).mean() for name in grams)
+    loss = 0.0
+    for name in grams:
+        error = (grams[name] - target_grams[name]).pow(2).mean()
+        if normalization == "target":
+            error = error / target_grams[name].pow(2).mean().clamp_min(1e-30)
+        loss = loss + weights[name] * error
     return loss / total_weight
 
 
@@ -132,6 +147,7 @@ class StyleTransferCriterion(nn.Module):
         content_layers / style_layers: VGG layer names (see :mod:`nst.vgg`).
         content_layer_weights / style_layer_weights: optional per-layer weights (default equal).
         *_weight: the weight of each term; 0 disables it.
+        style_normalization: ``none`` (default) or ``target``: see :func:`style_loss`.
         temporal_normalization: ``all`` (default, Ruder et al. 2016: the masked squared error divided by all
             W*H*C elements, so ``temporal_weight`` means the same on every frame) or ``valid`` (divided by the
             valid elements only); see :func:`temporal_loss`.
@@ -150,6 +166,7 @@ class StyleTransferCriterion(nn.Module):
         content_layer_weights: Sequence[float] | None = None,
         style_layer_weights: Sequence[float] | None = None,
         temporal_normalization: str = "all",
+        style_normalization: str = "none",
     ):
         super().__init__()
         self.content_layers = _layer_weights(list(content_layers), content_layer_weights, "content")
@@ -165,6 +182,9 @@ class StyleTransferCriterion(nn.Module):
             "noise": float(noise_weight),
         }
         self.temporal_normalization = _check_temporal_normalization(temporal_normalization)
+        if style_normalization not in STYLE_NORMALIZATIONS:
+            raise NSTError(f"loss.style_normalization must be one of {', '.join(STYLE_NORMALIZATIONS)}")
+        self.style_normalization = style_normalization
         self.target_grams: dict[str, torch.Tensor] = {}
 
     def enabled(self, term: str) -> bool:
@@ -224,7 +244,7 @@ class StyleTransferCriterion(nn.Module):
             ) / total_w
         if use_style:
             grams = {name: gram_matrix(feats[name]) for name in self.style_layers}
-            raw["style"] = style_loss(grams, self.target_grams, self.style_layers)
+            raw["style"] = style_loss(grams, self.target_grams, self.style_layers, self.style_normalization)
         if self.enabled("tv"):
             raw["tv"] = tv_loss(image)
         if self.enabled("temporal") and temporal_target is not None:

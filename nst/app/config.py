@@ -60,6 +60,20 @@ def named_styles(style: DictConfig) -> dict[str, Path]:
     return {str(name): Path(str(path)).expanduser() for name, path in paintings.items()}
 
 
+def style_choice(style: DictConfig | None) -> str | dict[str, float] | None:
+    """What infer.py asks a multi-style network to paint: ``style.blend`` when it is a ``{name: weight}`` blend,
+    else the selected style's name (``style=udnie``); ``None`` when nothing is selected."""
+    if style is None:
+        return None
+    blend = plain(style.get("blend"))
+    if isinstance(blend, dict):
+        return {str(k): float(v) for k, v in blend.items()}
+    names = list(plain(style.get("paintings")) or {})
+    if len(names) > 1:
+        raise NSTError(f"infer.py paints one style or a blend: use style=NAME or style.blend={{{names[0]}:0.5,...}}")
+    return names[0] if names else None
+
+
 def training_style_paths(style: DictConfig) -> list[Path]:
     """The style images a training run uses: one per named style of a multi-style network, else
     :func:`style_paths`."""

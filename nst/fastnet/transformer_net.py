@@ -190,6 +190,27 @@ class TransformerNet(nn.Module):
             raise NSTError(f"style index {style} out of range; this network paints {self._names()}")
         return int(style)
 
+    def single_style(self, style: StyleChoice = None) -> TransformerNet:
+        """A plain single-style network that paints ``style`` (a name, an index or a blend): each conditional
+        norm's scale and shift mixed once into an ordinary affine instance norm (Dumoulin et al. 2017's
+        interpolation), so engines, ONNX and TorchScript run it like any Johnson network. A plain network
+        returns itself, whatever ``style`` says."""
+        if not self._cond_norms:
+            return self
+        mix = self.style_weights(style, 1)[0]
+        args = {k: v for k, v in self._args.items() if k != "styles"}
+        chosen = [self.styles[int(mix.argmax())]] if float(mix.max()) == 1.0 else None
+        plain = TransformerNet(**args, styles=chosen)
+        state = {}
+        for key, value in self.state_dict().items():
+            state[key] = (mix.to(value) @ value) if value.dim() == 2 and key.rsplit(".", 1)[0] in self._norm_names else value
+        plain.load_state_dict(state)
+        return plain.to(next(self.parameters()).device).train(self.training)
+
+    @property
+    def _norm_names(self) -> set[str]:
+        return {name for name, m in self.named_modules() if isinstance(m, CondInstanceNorm2d)}
+
     def _names(self) -> str:
         return ", ".join(self.styles) if self.styles else "one style"
 
