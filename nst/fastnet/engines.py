@@ -5,8 +5,8 @@ it decoded frames and gets encodable ones back; the [0, 1] float conversion happ
 (on a GPU the uint8 frames cross the bus: a quarter of the bytes of float32).
 
 Precision (``auto``): fp32, unless a lower one is native on the device and keeps the output within 1/255 of
-fp32 on average, checked on the first batch. On a CPU that is bf16 where oneDNN has native bf16 (AVX512-BF16 or
-AMX), never otherwise; on CUDA fp16 is tried first (10-bit mantissa), then bf16.
+fp32 on average, checked on the first batch. On a CPU that is bf16 where oneDNN reports bf16 support (x86 with
+AVX-512, ARM with bf16), never otherwise; on CUDA fp16 is tried first (10-bit mantissa), then bf16.
 """
 
 from __future__ import annotations

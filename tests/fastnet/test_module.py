@@ -217,9 +217,9 @@ def test_the_recommended_gpu_settings_train_two_steps_on_the_cpu(
 ) -> None:
     """trainer=gpu (bf16-mixed) + model.channels_last=true + model.compile=true, as train.py builds them.
 
-    Kept minuscule: this CPU emulates bf16 (~200x slower than float32), and a cold Inductor compile (C++
-    code generation) took ~3 min here, so torch.compile runs with its aot_eager backend: the same Dynamo
-    capture and AOTAutograd graphs as on a GPU, without generated code."""
+    Kept minuscule: a CPU without native bf16 emulates it (~200x slower than float32), and a cold Inductor
+    compile (C++ code generation) took ~3 min here, so torch.compile runs with its aot_eager backend: the same
+    Dynamo capture and AOTAutograd graphs as on a GPU, without generated code."""
     monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="aot_eager"))
     monkeypatch.setattr(nst.app.device, "cpu_has_native_bf16", lambda: True)  # as on a CPU with AVX512-BF16
     cfg = compose_config(
