@@ -199,3 +199,21 @@ def test_criterion_takes_any_encoder_with_a_device() -> None:
     terms = criterion(image, criterion.content_targets(torch.rand(1, 3, 16, 16)))
     terms["total"].backward()
     assert set(terms) == {"content", "style", "total"} and image.grad.abs().sum() > 0
+
+
+def test_target_normalised_style_loss_is_a_relative_error_per_layer() -> None:
+    """``normalization="target"``: scaling one layer's features (and its target) by k leaves the loss as it is,
+    where the plain Gram MSE grows as k^4 and drowns the other layers."""
+    torch.manual_seed(0)
+    feats = {"a": torch.rand(1, 4, 8, 8), "b": torch.rand(1, 4, 8, 8)}
+    targets = {k: gram_matrix(torch.rand(1, 4, 8, 8)) for k in feats}
+    grams = {k: gram_matrix(v) for k, v in feats.items()}
+    scaled = dict(grams, a=grams["a"] * 100.0**2)
+    scaled_targets = dict(targets, a=targets["a"] * 100.0**2)
+    relative = style_loss(grams, targets, normalization="target")
+    torch.testing.assert_close(style_loss(scaled, scaled_targets, normalization="target"), relative)
+    assert style_loss(scaled, scaled_targets) > 1e6 * style_loss(grams, targets)
+    expected = sum((grams[k] - targets[k]).pow(2).mean() / targets[k].pow(2).mean() for k in feats) / 2
+    torch.testing.assert_close(relative, expected)
+    with pytest.raises(NSTError, match="style_normalization"):
+        style_loss(grams, targets, normalization="relative")
