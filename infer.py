@@ -57,10 +57,10 @@ def main(cfg: DictConfig) -> None:
     print(f"wrote {shown}")
     print(f"stylized {summary.frames} frame(s) in {summary.seconds:.2f} s: {summary.fps:.2f} frames/s "
           f"({engine.name}, {engine.precision}, {device.type}, batch {cfg.batch_size}; setup {setup:.1f} s)")
-    if cfg.metrics:
-        from nst.fastnet.infer_metrics import measure_jobs
+    if cfg.metrics:  # the outputs are written: a failing measurement is a warning, not a failed run
+        from nst.app.closing_metrics import measure_infer_jobs
 
-        measure_jobs(jobs, Path(cfg.output), cfg.metrics_style, cfg.metrics_vgg)
+        measure_infer_jobs(jobs, cfg)
 
 if __name__ == "__main__":
     main()

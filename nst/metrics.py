@@ -18,6 +18,7 @@ Definitions, pinned (absolute E_warp values differ by 10x between codebases, so 
   the style image is scaled so its long side equals the frames' long side. Reported: the mean over frames.
 * **content distance**: per frame, the mean squared difference of relu4_2 features of the output and input
   frame (:func:`nst.losses.content_loss`); mean over frames.
+* Both distances are of one encoder, VGG-19 or VGG-16, named in reports as ``arch:weights`` (``vgg16:hed``).
 
 Run ``python -m nst.metrics input=clip.mp4 output=stylized.mp4 style.image=painting.jpg`` (see :func:`main`).
 """
@@ -41,7 +42,7 @@ from nst.flow.opencv import DISFlow, FarnebackFlow
 from nst.io.files import atomic_path
 from nst.io.image import load_image
 from nst.losses import StyleTransferCriterion
-from nst.vgg import VGGFeatures
+from nst.vgg import VGGFeatures, encoder_spec
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
@@ -93,12 +94,16 @@ def warping_error(
     return FrameScores.of([e_out for _, _, _, e_out in steps][1:])
 
 
-def metric_criterion(vgg_weights: str = "imagenet", device: torch.device | str = "cpu") -> StyleTransferCriterion:
+def metric_criterion(
+    vgg_weights: str = "imagenet", device: torch.device | str = "cpu", arch: str | None = None
+) -> StyleTransferCriterion:
     """The shared criterion measuring style (relu1_1..relu5_1, equal weights) and content (relu4_2) distances.
 
-    Set its style image with ``criterion.set_style(style)`` before :func:`style_content_distance`.
+    Its encoder: ``arch`` with ``vgg_weights``, or a label ``vgg16:hed`` (:func:`nst.vgg.encoder_spec`), named by
+    ``criterion.encoder.label``. Set its style (``criterion.set_style(style)``) before :func:`style_content_distance`.
     """
-    encoder = VGGFeatures([CONTENT_LAYER, *STYLE_LAYERS], weights=vgg_weights)
+    arch, weights = encoder_spec(vgg_weights, arch)
+    encoder = VGGFeatures([CONTENT_LAYER, *STYLE_LAYERS], weights=weights, arch=arch)
     criterion = StyleTransferCriterion(
         encoder, content_layers=[CONTENT_LAYER], style_layers=STYLE_LAYERS, content_weight=1.0, style_weight=1.0
     )
@@ -183,12 +188,13 @@ def _paired(
         yield x, o
 
 
-# The command line: python -m nst.metrics key=value ... (tiny and strict; no Hydra here). Keys: input, output,
-# style.image (required); vgg.weights (imagenet | random | PATH), flow (dis | farneback | raft), flow.weights
-# (raft: DEFAULT | PATH), max_size (long side; default the output's size), max_frames, json (default: metrics.json
-# next to the output).
-KEYS = ("input", "output", "style.image", "vgg.weights", "flow", "flow.weights", "max_size", "max_frames", "json")
+# The command line: python -m nst.metrics key=value ... (tiny and strict; no Hydra). Required: input, output,
+# style.image; vgg.arch (default vgg16 for hed, else vgg19), vgg.weights (imagenet|random|hed|PATH), flow (dis|
+# farneback|raft), flow.weights (raft: DEFAULT|PATH), max_size (long side; default the output's), max_frames, json.
+KEYS = ("input", "output", "style.image", "vgg.arch", "vgg.weights", "flow", "flow.weights", "max_size", "max_frames",
+        "json")
 ESTIMATORS = ("dis", "farneback", "raft")
+TABLE = ("E_warp input", "E_warp output", "E_warp output/input", "style distance", "content distance")
 
 
 def parse_args(argv: Sequence[str]) -> dict[str, str]:
@@ -253,13 +259,13 @@ def run(args: dict[str, str]) -> tuple[VideoMetrics, dict]:
         scale = min(1.0, max_size / max(out.width, out.height)) if max_size else 1.0
         size = (max(1, round(out.height * scale)), max(1, round(out.width * scale)))
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        criterion = metric_criterion(args.get("vgg.weights", "imagenet"), device)
+        criterion = metric_criterion(args.get("vgg.weights", "imagenet"), device, args.get("vgg.arch"))
         criterion.set_style(load_image(args["style.image"], max_size=max(size)).to(device))
         metrics = evaluate_video(_resized(inp, size), _resized(out, size), criterion, estimator)
     report = {
         "input": args["input"], "output": args["output"], "style_image": args["style.image"],
         "width": size[1], "height": size[0], "frames": len(metrics.style_distance.per_frame),
-        "flow": estimator.name, "vgg_weights": args.get("vgg.weights", "imagenet"),
+        "flow": estimator.name, "encoder": criterion.encoder.label,
         "definition": "E_warp = mean_t sum(M*(O_t - W(O_t-1))^2) / (3*sum M), RGB in [0,1], flow on the input, "
                       "M = fw-bw check + motion boundaries + out of frame (Ruder 2016); see nst/metrics.py",
         "warp_error_ratio": None if math.isnan(metrics.ratio) else metrics.ratio,
@@ -279,14 +285,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{report['frames']} frames at {report['width']}x{report['height']}, flow {report['flow']}, "
-          f"vgg {report['vgg_weights']}")
-    for name, value in [
-        ("E_warp input", metrics.warp_error_input.mean),
-        ("E_warp output", metrics.warp_error_output.mean),
-        ("E_warp output/input", metrics.ratio),
-        ("style distance", metrics.style_distance.mean),
-        ("content distance", metrics.content_distance.mean),
-    ]:
+          f"encoder {report['encoder']}")
+    values = (metrics.warp_error_input.mean, metrics.warp_error_output.mean, metrics.ratio,
+              metrics.style_distance.mean, metrics.content_distance.mean)
+    for name, value in zip(TABLE, values, strict=True):
         print(f"{name:<22}{value:>12.4g}")
     print(f"wrote {report['json']}")
     return 0

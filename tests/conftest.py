@@ -12,7 +12,7 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
-from tests.helpers import compose_config, copy_config, make_images
+from tests.helpers import compose_config, copy_config, make_images, write_vgg16_weights
 
 # Tests never reach W&B's servers, and never ask for a login.
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -68,6 +68,12 @@ def python() -> str:
 def train_images(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Eight smooth 48 px pictures, the training data of the in-process training tests."""
     return make_images(tmp_path_factory.mktemp("train_images"))
+
+
+@pytest.fixture(scope="session")
+def vgg16_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny VGG-16 weights file, loaded as ``vgg.arch=vgg16 vgg.weights=<it>`` (how ``vgg=hed16`` loads HED's)."""
+    return write_vgg16_weights(tmp_path_factory.mktemp("vgg16") / "vgg16_features.pth")
 
 
 @pytest.fixture(scope="session")

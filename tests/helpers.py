@@ -10,6 +10,7 @@ from pathlib import Path
 from types import ModuleType
 
 import numpy as np
+import torch
 from omegaconf import DictConfig
 from PIL import Image
 
@@ -32,6 +33,26 @@ def make_images(root: Path, n: int = 8, size: tuple[int, int] = (48, 48), suffix
         fine = np.asarray(coarse).astype(int) + rng.integers(-15, 16, (h, w, 3))
         Image.fromarray(np.clip(fine, 10, 245).astype(np.uint8)).save(root / f"img{i}{suffix}")
     return root
+
+
+def write_vgg16_weights(path: Path, seed: int = 0) -> Path:
+    """A VGG-16 encoder weights file as ``vgg=hed16`` loads one (a torchvision ``vgg16().features`` state dict,
+    ``features.`` keys), tiny on disk: each kernel is a strided view of a short seeded vector (a few thousand
+    values, kaiming scale), so its channels differ but the file stays ~170 kB instead of 59 MB."""
+    from nst.vgg import vgg_features
+
+    generator, state = torch.Generator().manual_seed(seed), {}
+    for key, value in vgg_features("vgg16", initialise=False).state_dict().items():
+        if value.dim() == 4:
+            out, inp, kh, kw = value.shape
+            base = torch.randn((out - 1) * 7 + (inp - 1) * 3 + kh * kw, generator=generator)
+            value = (base * (2 / (out * kh * kw)) ** 0.5).as_strided(value.shape, (7, 3, kw, 1))
+        else:
+            value = torch.zeros(1).expand(value.shape)
+        state[f"features.{key}"] = value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return path
 
 
 def wandb_records(path: Path) -> Iterator:

@@ -110,6 +110,25 @@ def test_command_line_on_frame_folders(tmp_path: Path) -> None:
     assert len(report["warp_error_output"]["per_frame"]) == 4
 
 
+def test_a_vgg16_encoder_measures_and_the_command_line_takes_its_arch(vgg16_weights: Path, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    """HED's encoder is a VGG-16: the distances run on it (relu1_1..relu5_1, relu4_2 exist there too)."""
+    criterion = metric_criterion(f"vgg16:{vgg16_weights}")
+    assert criterion.encoder.arch == "vgg16" and criterion.encoder.label == f"vgg16:{vgg16_weights}"
+    criterion.set_style(textured(64, 64, seed=7))
+    assert style_content_distance(CLIP[0], CLIP[0], criterion)[0] > 0
+    inp = _frame_folder(tmp_path / "input", CLIP[:3])
+    out = _frame_folder(tmp_path / "out", flicker(CLIP[:3], 0.1, seed=3))
+    save_image(textured(64, 64, seed=7), tmp_path / "style.png")
+    args = [f"input={inp}", f"output={out}", f"style.image={tmp_path / 'style.png'}", f"json={tmp_path / 'm.json'}"]
+    assert main([*args, "vgg.arch=vgg16", f"vgg.weights={vgg16_weights}"]) == 0
+    assert f"encoder vgg16:{vgg16_weights}" in capsys.readouterr().out
+    report = json.loads((tmp_path / "m.json").read_text())
+    assert report["encoder"] == f"vgg16:{vgg16_weights}" and report["style_distance"]["mean"] > 0
+    assert main([*args, f"vgg.weights={vgg16_weights}"]) == 1  # a VGG-19 by default: one line naming vgg.arch
+    assert "not a VGG-19 state dict" in capsys.readouterr().err
+
+
 def test_command_line_errors_are_one_line_and_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     inp = _frame_folder(tmp_path / "input", CLIP[:2])
     save_image(textured(64, 64, seed=7), tmp_path / "style.png")

@@ -9,7 +9,7 @@ import torch
 from torchvision.models import VGG16_Weights, vgg16, vgg19
 
 from nst.errors import NSTError
-from nst.vgg import LAYER_INDICES, LAYER_INDICES_BY_ARCH, VGGFeatures, layer_index
+from nst.vgg import LAYER_INDICES, LAYER_INDICES_BY_ARCH, VGGFeatures, encoder_spec, layer_index
 
 
 @pytest.fixture(scope="module")
@@ -206,7 +206,7 @@ def test_vgg16_local_state_dict_matches_torchvision(tmp_path, torchvision_vgg16_
 
 
 def test_hed_weights_need_vgg16_and_imagenet_hints_name_hed16(monkeypatch) -> None:
-    with pytest.raises(NSTError, match="vgg=hed16"):
+    with pytest.raises(NSTError, match=r"not a VGG-19; set vgg.arch=vgg16 as well \(vgg=hed16 sets both\)"):
         VGGFeatures(["relu1_1"], weights="hed", arch="vgg19")
 
     def unreachable(url, *args, **kwargs):
@@ -218,3 +218,12 @@ def test_hed_weights_need_vgg16_and_imagenet_hints_name_hed16(monkeypatch) -> No
     message = str(info.value)
     assert "VGG-16 ImageNet weights" in message and VGG16_Weights.IMAGENET1K_V1.url in message
     assert "vgg=hed16" in message and "vgg.weights=/path/to/vgg16.pth" in message and "\n" not in message
+
+
+def test_an_encoder_is_named_by_arch_and_weights(vgg16_weights) -> None:
+    assert encoder_spec("vgg16:hed") == ("vgg16", "hed") == encoder_spec("hed")
+    assert encoder_spec("imagenet") == ("vgg19", "imagenet") and encoder_spec("random", "vgg16") == ("vgg16", "random")
+    assert encoder_spec("C:/w/vgg.pth") == ("vgg19", "C:/w/vgg.pth")  # a colon naming no arch belongs to a path
+    encoder = VGGFeatures(["relu4_2", "relu5_1"], weights=str(vgg16_weights), arch="vgg16")
+    assert encoder.label == f"vgg16:{vgg16_weights}" and encoder_spec(encoder.label) == ("vgg16", str(vgg16_weights))
+    assert encoder(torch.rand(1, 3, 32, 32))["relu5_1"].shape == (1, 512, 2, 2)

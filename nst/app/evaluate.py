@@ -17,6 +17,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from nst.app.closing_metrics import metric_encoder
 from nst.app.config import plain, style_paths
 from nst.app.device import check_precision, resolve_device
 from nst.app.evaluate_fast import fast_network, stylize_frames
@@ -67,6 +68,7 @@ class Evaluation:
                                f"{v.every}); the report needs at least 2 frames")
             self.inputs.frame(self.count - 1)  # stores every selected frame
         self.style = str(style_paths(cfg.style)[0])
+        self.encoder = metric_encoder(cfg)  # (arch, weights) of the style and content distances
         self.rows: list[MethodRow] = []
 
     def source(self) -> VideoReader:
@@ -78,7 +80,7 @@ class Evaluation:
         """``python -m nst.metrics`` on the row's frames against the stored input frames."""
         metrics, _ = measure({
             "input": str(self.run_dir / "input"), "output": str(row.frames), "style.image": self.style,
-            "vgg.weights": str(self.cfg.metrics_vgg or self.cfg.vgg.weights), "json": str(json_path),
+            "vgg.arch": self.encoder[0], "vgg.weights": self.encoder[1], "json": str(json_path),
         })
         row.warp_error = metrics.warp_error_output.mean
         row.warp_error_per_frame = metrics.warp_error_output.per_frame
@@ -141,7 +143,7 @@ class Evaluation:
             grid = write_grid([r.frames for r in shown], [r.name for r in shown], run / "grid.mp4", reader,
                               self.cfg.video.audio, self.cfg.video.crf)
         info = {"content": str(self.cfg.content), "style": self.style, "frames": self.count, "width": self.size[1],
-                "height": self.size[0], "vgg_weights": str(self.cfg.vgg.weights), "device": self.device.type,
+                "height": self.size[0], "encoder": ":".join(self.encoder), "device": self.device.type,
                 "grid": str(grid)}
         markdown, _ = write_report(run, rows, info)
         if "wandb" in (plain(self.cfg.logger) or {}):

@@ -4,7 +4,8 @@
 frames (:func:`nst.io.video.is_video`). The run folder keeps ``input/``, ``flow/``, ``frames/`` (and
 ``passes/``), so rerunning the same command with ``hydra.run.dir=<run folder>`` resumes at the first
 unfinished frame; at the end the output video is written through the foundation's writer, then the metric
-table (E_warp of input and output, style and content distance) is printed and written to ``metrics.json``.
+table (E_warp of input and output, style and content distance) is printed and written to ``metrics.json``. The
+distances use the run's own encoder (``vgg``) or ``metrics_vgg``; a failing measurement is one warning line.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from omegaconf import DictConfig
 
 from nst.app.builders import build_criterion
+from nst.app.closing_metrics import metric_encoder, warn_metrics_failed
 from nst.app.config import build, plain, style_paths
 from nst.app.device import check_precision, resolve_device
 from nst.app.run_info import resolved_dict, save_run_info
@@ -134,7 +136,7 @@ def optimize_video(cfg: DictConfig) -> Path:
     write_video(output, store, reader, v)
     if v.side_by_side:
         write_video(side_by_side_path(output), store, reader, v, inputs)
-    summary = write_metrics(cfg, inputs, store, output, result.records, device) if v.metrics else {}
+    summary = closing_metrics(cfg, inputs, store, output, result.records, device) if v.metrics else {}
     log.finish(summary, output)
     per_frame = result.seconds / result.computed if result.computed else math.nan
     print(f"done: {result.computed} frames optimised in {result.seconds:.1f} s ({per_frame:.2f} s/frame), "
@@ -154,11 +156,27 @@ def write_video(
             writer.write(torch.cat([inputs.frame(t), frame], dim=-1) if inputs is not None else frame)
 
 
+def closing_metrics(
+    cfg: DictConfig, inputs: InputFrames, store: PassFolders, output: Path, records: list, device: torch.device
+) -> dict:
+    """:func:`write_metrics`, or when it fails one warning line with the ``python -m nst.metrics`` command that
+    computes the same numbers from the finished frames: the video is written, so the run still succeeds."""
+    try:
+        return write_metrics(cfg, inputs, store, output, records, device)
+    except Exception as exc:
+        run_dir, (arch, weights) = Path(cfg.paths.output_dir), metric_encoder(cfg)
+        warn_metrics_failed(exc, {"input": run_dir / "input", "output": store.folder(store.passes - 1),
+                                  "style.image": style_paths(cfg.style)[0], "vgg.arch": arch, "vgg.weights": weights,
+                                  "json": run_dir / "metrics.json"})
+        return {}
+
+
 def write_metrics(
     cfg: DictConfig, inputs: InputFrames, store: PassFolders, output: Path, records: list, device: torch.device
 ) -> dict:
     """The metric table of :mod:`nst.metrics` for this run: printed, written to ``<run>/metrics.json``; returned."""
-    criterion = metric_criterion(cfg.vgg.weights, device)
+    arch, weights = metric_encoder(cfg)
+    criterion = metric_criterion(weights, device, arch)
     criterion.set_style(load_style_images(style_paths(cfg.style), max(inputs.size)), plain(cfg.style.blend))
     metrics = evaluate_video(iter(inputs), store.output_frames(), criterion) if inputs.count > 1 else None
     timed = [r.seconds for r in records]
@@ -172,7 +190,7 @@ def write_metrics(
     report = {
         "input": str(cfg.content), "output": str(output), "method": cfg.video.method, "frames": inputs.count,
         "width": inputs.size[1], "height": inputs.size[0], "flow": "dis-medium",
-        "vgg_weights": str(cfg.vgg.weights),
+        "encoder": criterion.encoder.label,
         "seconds_per_frame": sum(timed) / len(timed) if timed else None,
         "flow_wait_share": sum(r.flow_wait for r in records) / sum(timed) if timed else None,
         **{k.removeprefix("metrics/"): (None if math.isnan(x) else x) for k, x in summary.items()},
@@ -184,6 +202,7 @@ def write_metrics(
     rows = [("E_warp input", "warp_error_input"), ("E_warp output", "warp_error"),
             ("E_warp output/input", "warp_error_ratio"), ("style distance", "style_distance"),
             ("content distance", "content_distance")]
+    print(f"metrics of {inputs.count} frames, encoder {criterion.encoder.label}:", flush=True)
     for label, key in rows:
         print(f"{label:<22}{summary['metrics/' + key]:>12.4g}", flush=True)
-    return summary
+    return {**summary, "metrics/encoder": criterion.encoder.label}

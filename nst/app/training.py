@@ -36,7 +36,7 @@ def train(cfg: DictConfig) -> float | None:
     check_ddp_launch(cfg.trainer, in_multirun())
     precision = check_trainer_precision(cfg.trainer.get("accelerator", "auto"), cfg.trainer.get("precision", 32))
     datamodule = build(cfg.data)
-    datamodule.setup("fit")  # a missing dataset is reported before VGG-19 is loaded (or downloaded)
+    datamodule.setup("fit")  # a missing dataset is reported before the VGG is loaded (or downloaded)
     module = build_module(cfg)
     callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
     callbacks.append(RunFiles(run_dir, resolved_dict(cfg), resolved_yaml(cfg), git_commit(), training_style_paths(cfg.style)))

@@ -100,7 +100,7 @@ def markdown(rows: Sequence[MethodRow], info: Mapping[str, Any]) -> str:
     lines = [
         f"# Evaluation: {Path(info['content']).name} in the style of {Path(info['style']).name}",
         "",
-        f"{info['frames']} frames at {info['width']}x{info['height']}, VGG weights `{info['vgg_weights']}`, "
+        f"{info['frames']} frames at {info['width']}x{info['height']}, encoder `{info['encoder']}`, "
         f"device {info['device']}. E_warp: Lai et al. 2018's warping error with DIS flows and reliability masks of "
         "the input (see nst/metrics.py); style distance: Gram matrices relu1_1..relu5_1 against the style image; "
         "content distance: relu4_2 against the input frame. Lower is better for all three.",

@@ -6,7 +6,9 @@ foundation's metrics (:mod:`nst.metrics`, definitions pinned there) next to the 
 * ``val/warp_error``: E_warp of the stylized clip (Lai et al. 2018), flows and masks from the *input* frames;
 * ``val/warp_error_input``: the same number for the input clip, the reference (constant over a run);
 * ``val/style_distance`` and ``val/content_distance``: Gram distance to the style image (relu1_1..relu5_1) and
-  relu4_2 change against the input, so a run cannot "win" on consistency by giving up the style.
+  relu4_2 change against the input, so a run cannot "win" on consistency by giving up the style. They are
+  measured on the run's own encoder (VGG-19 or VGG-16, ``vgg.arch`` with ``vgg.weights``), named once on stdout
+  and in the loggers' hyperparameters as ``metrics/encoder`` (``vgg16:hed``).
 
 The consistency curve then sits beside the style curve for every run of a sweep. It also gives the sample grid
 of :class:`~nst.fastnet.callbacks.SampleImages` a temporal row (:meth:`ConsistencyProbe.sample_row`): two
@@ -30,6 +32,7 @@ from nst.flow.opencv import DISFlow
 from nst.io.video import open_video
 from nst.losses import StyleTransferCriterion
 from nst.metrics import flow_and_mask, frame_warping_error, metric_criterion, style_content_distance
+from nst.vgg import encoder_spec
 
 
 def fit_frames(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -50,9 +53,12 @@ class ConsistencyProbe(Callback):
         clip: a video file, GIF or frame folder (read with :func:`nst.io.video.open_video`).
         max_frames, start, every: which frames (a few are enough: E_warp is a mean over pairs).
         size: the long side the frames are scaled to (aspect kept); small keeps validation cheap.
-        vgg_weights: the weights of the metric's VGG-19 (``imagenet`` | ``random`` | a path), as ``vgg.weights``.
+        vgg_weights: the weights of the metric's encoder (``imagenet`` | ``random`` | ``hed`` | a path), as
+            ``vgg.weights``.
         flow: the estimator of the input flows (default OpenCV DIS ``medium``, as :mod:`nst.metrics`).
         diff_gain: the gain of the difference tile in the sample grid's temporal row.
+        vgg_arch: the encoder's architecture, as ``vgg.arch`` (``vgg19`` | ``vgg16``; default: vgg16 for
+            ``hed``, else vgg19).
     """
 
     def __init__(
@@ -65,12 +71,13 @@ class ConsistencyProbe(Callback):
         vgg_weights: str = "imagenet",
         flow: FlowEstimator | None = None,
         diff_gain: float = 10.0,
+        vgg_arch: str | None = None,
     ) -> None:
         if max_frames < 2 or size < 32:
             raise NSTError(f"callbacks.consistency: max_frames={max_frames} must be >= 2 and size={size} >= 32")
         self.clip = Path(clip).expanduser()
         self.max_frames, self.start, self.every, self.size = max_frames, start, every, size
-        self.vgg_weights = vgg_weights
+        self.vgg_arch, self.vgg_weights = encoder_spec(vgg_weights, vgg_arch)
         self.flow = flow or DISFlow()
         self.diff_gain = diff_gain
         self.last: dict[str, float] = {}  #: the metrics of the last validation
@@ -120,9 +127,19 @@ class ConsistencyProbe(Callback):
         if self._criterion is None:
             long_side = max(self.frames().shape[-2:])
             styles = [fit_frames(s, *_long_side(s, long_side)) for s in style_images]
-            self._criterion = metric_criterion(self.vgg_weights, device)
+            self._criterion = metric_criterion(self.vgg_weights, device, self.vgg_arch)
+            print(f"consistency probe: style and content distances on {self.encoder} features", flush=True)
             self._criterion.set_style([s.to(device) for s in styles], blend)
         return self._criterion.to(device)
+
+    @property
+    def encoder(self) -> str:
+        """The label of the metric encoder, ``arch:weights`` (``vgg16:hed``)."""
+        return f"{self.vgg_arch}:{self.vgg_weights}"
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        for logger in trainer.loggers:  # W&B's config and the CSV logger's hparams.yaml name the metric encoder
+            logger.log_hyperparams({"metrics/encoder": self.encoder})
 
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:

@@ -171,7 +171,7 @@ class StyleDataModule(L.LightningDataModule):
         super().__init__()
         _check_source(source)
         if image_size < MIN_SIDE:
-            raise NSTError(f"data.image_size={image_size} is too small; VGG-19 needs at least {MIN_SIDE}")
+            raise NSTError(f"data.image_size={image_size} is too small; VGG (19 or 16) needs at least {MIN_SIDE}")
         self.num_workers = default_workers() if num_workers is None else num_workers
         if batch_size < 1 or self.num_workers < 0 or num_val < 0:
             raise NSTError(

@@ -1,7 +1,8 @@
 """``metrics=true`` of ``infer.py``: the foundation's video metrics (:mod:`nst.metrics`) for each stylized video.
 
 E_warp of the input and of the output and their ratio always (Lai et al. 2018, as pinned in
-:mod:`nst.metrics`); style and content distance too when a style image is given (they need VGG-19).
+:mod:`nst.metrics`); style and content distance too when a style image is given, on the encoder ``metrics_vgg``
+names (``vgg19:imagenet`` by default, ``vgg16:hed``, see :func:`nst.vgg.encoder_spec`).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ def video_metrics(source: Path, target: Path, style_image: str | None = None, vg
                                  "vgg.weights": vgg_weights, "json": str(target.parent / f".{target.name}.json")})
         Path(report["json"]).unlink(missing_ok=True)  # the combined metrics.json is written by the caller
         means = {key: report[key]["mean"] for _, key in ROWS if isinstance(report.get(key), dict)}
-        return {"frames": report["frames"], **means, "warp_error_ratio": report["warp_error_ratio"]}
+        return {"frames": report["frames"], "encoder": report["encoder"], **means,
+                "warp_error_ratio": report["warp_error_ratio"]}
     with open_video(target) as out:
         size = (out.height, out.width)
     with open_video(source) as a, open_video(source) as b, open_video(target) as c:
@@ -52,7 +54,8 @@ def video_metrics(source: Path, target: Path, style_image: str | None = None, vg
 def write_metrics(reports: dict[str, dict], path: Path) -> Path:
     """Print a table per video and write all reports to ``path`` (metrics.json) atomically."""
     for name, report in reports.items():
-        print(f"metrics of {name} ({report['frames']} frames):")
+        encoder = f", encoder {report['encoder']}" if report.get("encoder") else ""
+        print(f"metrics of {name} ({report['frames']} frames{encoder}):")
         for label, key in ROWS:
             value = report.get(key)
             if value is not None and not (isinstance(value, float) and math.isnan(value)):

@@ -82,7 +82,7 @@ class Pyramid:
         if min(h, w) < MIN_SIDE:
             raise NSTError(
                 f"pyramid.levels={self.levels} makes the coarsest level {w}x{h} for a {width}x{height} image: "
-                f"both sides must be at least {MIN_SIDE} px for VGG-19's poolings; use fewer levels"
+                f"both sides must be at least {MIN_SIDE} px for VGG's five poolings; use fewer levels"
             )
         return sizes
 

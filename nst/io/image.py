@@ -17,7 +17,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from nst.errors import NSTError
 from nst.io.files import atomic_path
 
-#: VGG-19 pools five times; smaller images leave nothing for the deepest layers to see.
+#: VGG (19 and 16 alike) pools five times; smaller images leave nothing for the deepest layers to see.
 MIN_SIDE = 32
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -94,13 +94,13 @@ def load_image(
 
     ``upscale=False`` only scales images down (``max_size`` is then an upper limit). Images with a side
     below ``min_side`` are refused, before resizing (upscaling a 1x1 picture would invent the whole image)
-    and after it (a very elongated one): VGG-19's five poolings need 32 px.
+    and after it (a very elongated one): VGG's five poolings need 32 px.
     """
     img = open_rgb(path)
     if min_side and min(img.size) < min_side:
         raise NSTError(
             f"image {path} is {img.width}x{img.height}: both sides must be at least {min_side} px "
-            "for VGG-19's five poolings; use a larger image"
+            "for VGG's five poolings; use a larger image"
         )
     img = resize_long_side(img, max_size, upscale=upscale)
     if min_side and min(img.size) < min_side:

@@ -9,7 +9,7 @@ from pathlib import Path
 from nst.evaluation.plots import strip_indices
 from nst.evaluation.report import MethodRow, which_method, write_report
 
-INFO = {"content": "clip.mp4", "style": "udnie.jpg", "frames": 4, "width": 48, "height": 36, "vgg_weights": "random",
+INFO = {"content": "clip.mp4", "style": "udnie.jpg", "frames": 4, "width": 48, "height": 36, "encoder": "vgg19:random",
         "device": "cpu", "grid": None}
 
 

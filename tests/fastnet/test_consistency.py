@@ -69,6 +69,18 @@ def test_identity_scores_the_input_and_flicker_scores_higher(square_clip: Path) 
     assert len(flicker(moving_square_clip(2, 8, 8, step=0))) == 2  # the shared clip helpers stay importable
 
 
+def test_the_distances_use_the_runs_encoder_a_vgg16_too(square_clip: Path, vgg16_weights: Path, capsys) -> None:
+    meter = probe(square_clip, max_frames=3, size=48, vgg_weights=str(vgg16_weights), vgg_arch="vgg16")
+    assert meter.encoder == f"vgg16:{vgg16_weights}"
+    identity = nn.Conv2d(3, 3, 1, bias=False)
+    nn.init.dirac_(identity.weight)
+    scores = meter.measure(identity, [torch.rand(1, 3, 40, 50, generator=torch.Generator().manual_seed(0))])
+    assert scores["val/style_distance"] > 0 and scores["val/content_distance"] == pytest.approx(0.0, abs=1e-9)
+    assert meter._criterion.encoder.arch == "vgg16"
+    assert f"distances on vgg16:{vgg16_weights} features" in capsys.readouterr().out
+    assert probe(square_clip, vgg_weights="hed").encoder == "vgg16:hed"  # hed alone is HED's VGG-16
+
+
 def test_frames_are_read_once_at_the_probe_size(square_clip: Path) -> None:
     meter = probe(square_clip, size=32, max_frames=3)
     frames = meter.frames()
