@@ -52,7 +52,7 @@ def make_criterion(encoder) -> StyleTransferCriterion:
 def run(clip: Path, out: Path, encoder, style, method: str, passes: int = 1, stop_after: int | None = None,
         criterion: StyleTransferCriterion | None = None):
     """One video run into ``out`` (resumes there); returns (result, store, inputs)."""
-    criterion = criterion or make_criterion(encoder)
+    criterion = make_criterion(encoder) if criterion is None else criterion
     inputs = InputFrames(open_video(clip), out / "input", (H, W))
     store = PassFolders(out, inputs.count, passes)
     video = VideoSettings(method, None, (1, 2), passes)
