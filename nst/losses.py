@@ -69,7 +69,8 @@ def style_loss(
     relu4_3's) and paintings of different contrast then weigh as their layer weights say.
     """
     if normalization not in STYLE_NORMALIZATIONS:
-        raise NSTError(f"loss.style_normalization must be one of {', '.join(STYLE_NORMALIZATIONS)}, got {normalization!r}")
+        choices = ", ".join(STYLE_NORMALIZATIONS)
+        raise NSTError(f"loss.style_normalization must be one of {choices}, got {normalization!r}")
     weights = {name: 1.0 for name in grams} if layer_weights is None else dict(layer_weights)
     total_weight = sum(weights[name] for name in grams)
     loss = 0.0

@@ -15,7 +15,8 @@ Definitions, pinned (absolute E_warp values differ by 10x between codebases, so 
 * **style distance**: per output frame, the mean over relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 (equal
   weights) of the mean squared difference between its Gram matrices and the style image's, Gram =
   F F^T / (C H W) (:func:`nst.losses.gram_matrix`), through :class:`nst.losses.StyleTransferCriterion`;
-  the style image is scaled so its long side equals the frames' long side. Reported: the mean over frames.
+  the style image is scaled so its long side equals the frames' long side (a blend of style images: against the
+  blend-weighted mean of their Gram matrices, the optimisers' own target). Reported: the mean over frames.
 * **content distance**: per frame, the mean squared difference of relu4_2 features of the output and input
   frame (:func:`nst.losses.content_loss`); mean over frames.
 * Both distances are of one encoder, VGG-19 or VGG-16, named in reports as ``arch:weights`` (``vgg16:hed``).
@@ -38,9 +39,10 @@ import torch.nn.functional as F
 
 from nst.errors import NSTError
 from nst.flow import FlowEstimator, reliability_mask, warp
-from nst.flow.opencv import DISFlow, FarnebackFlow
+from nst.flow.named import build_estimator
+from nst.flow.opencv import DISFlow
 from nst.io.files import atomic_path
-from nst.io.image import load_image
+from nst.io.image import load_style_images
 from nst.losses import StyleTransferCriterion
 from nst.vgg import VGGFeatures, encoder_spec
 
@@ -189,11 +191,11 @@ def _paired(
 
 
 # The command line: python -m nst.metrics key=value ... (tiny and strict; no Hydra). Required: input, output,
-# style.image; vgg.arch (default vgg16 for hed, else vgg19), vgg.weights (imagenet|random|hed|PATH), flow (dis|
-# farneback|raft), flow.weights (raft: DEFAULT|PATH), max_size (long side; default the output's), max_frames, json.
-KEYS = ("input", "output", "style.image", "vgg.arch", "vgg.weights", "flow", "flow.weights", "max_size", "max_frames",
-        "json")
-ESTIMATORS = ("dis", "farneback", "raft")
+# style.image (a blend: [a.jpg,b.jpg] with style.blend=[w1,w2]); vgg.arch (default vgg16 for hed, else vgg19),
+# vgg.weights (imagenet|random|hed|PATH), flow (dis|farneback|raft), flow.weights (raft: DEFAULT|PATH), max_size
+# (long side; default the output's), max_frames, json (default: metrics.json next to the output).
+KEYS = ("input", "output", "style.image", "style.blend", "vgg.arch", "vgg.weights", "flow", "flow.weights",
+        "max_size", "max_frames", "json")
 TABLE = ("E_warp input", "E_warp output", "E_warp output/input", "style distance", "content distance")
 
 
@@ -213,22 +215,20 @@ def parse_args(argv: Sequence[str]) -> dict[str, str]:
     return args
 
 
-def build_estimator(name: str, weights: str | None = None) -> FlowEstimator:
-    """The flow estimator the command line names, with its default settings."""
-    if name not in ESTIMATORS or (weights is not None and name != "raft"):
-        raise NSTError(f"flow must be one of {', '.join(ESTIMATORS)} (flow.weights only with raft), got flow={name}")
-    if name == "raft":
-        from nst.flow.raft import RAFTFlow  # torchvision's RAFT only when asked for
-
-        return RAFTFlow(weights=weights or "DEFAULT")
-    return DISFlow() if name == "dis" else FarnebackFlow()
-
-
 def _positive_int(args: dict[str, str], key: str) -> int | None:
     value = args.get(key)
     if value is not None and not (value.isdigit() and int(value) > 0):
         raise NSTError(f"{key} must be a positive integer, got {value!r}")
     return None if value is None else int(value)
+
+
+def _listed(args: dict[str, str], key: str, kind: type = str) -> list | None:
+    """``key``'s value as a list of ``kind``: ``[a,b]`` as Hydra writes lists, or one value; None if not given."""
+    value = args.get(key)
+    try:
+        return None if value is None else [kind(v) for v in (value[1:-1].split(",") if value[:1] == "[" else [value])]
+    except ValueError:
+        raise NSTError(f"{key} must be a number or a list of numbers ([0.7,0.3]), got {value!r}") from None
 
 
 def _resized(frames: Iterable[torch.Tensor], size: tuple[int, int]) -> Iterator[torch.Tensor]:
@@ -260,10 +260,12 @@ def run(args: dict[str, str]) -> tuple[VideoMetrics, dict]:
         size = (max(1, round(out.height * scale)), max(1, round(out.width * scale)))
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         criterion = metric_criterion(args.get("vgg.weights", "imagenet"), device, args.get("vgg.arch"))
-        criterion.set_style(load_image(args["style.image"], max_size=max(size)).to(device))
+        styles = [s.to(device) for s in load_style_images(_listed(args, "style.image"), max(size))]
+        criterion.set_style(styles, _listed(args, "style.blend", float))
         metrics = evaluate_video(_resized(inp, size), _resized(out, size), criterion, estimator)
     report = {
         "input": args["input"], "output": args["output"], "style_image": args["style.image"],
+        "style_blend": args.get("style.blend"),
         "width": size[1], "height": size[0], "frames": len(metrics.style_distance.per_frame),
         "flow": estimator.name, "encoder": criterion.encoder.label,
         "definition": "E_warp = mean_t sum(M*(O_t - W(O_t-1))^2) / (3*sum M), RGB in [0,1], flow on the input, "

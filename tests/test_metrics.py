@@ -129,6 +129,25 @@ def test_a_vgg16_encoder_measures_and_the_command_line_takes_its_arch(vgg16_weig
     assert "not a VGG-19 state dict" in capsys.readouterr().err
 
 
+def test_a_blend_is_scored_against_every_style_image_with_its_weight(tmp_path: Path) -> None:
+    inp = _frame_folder(tmp_path / "input", CLIP[:2])
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    save_image(textured(64, 64, seed=7), a)
+    save_image(torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1)), b)
+
+    def distance(*style: str) -> float:
+        args = [f"input={inp}", f"output={inp}", "vgg.weights=random", f"json={tmp_path / 'm.json'}", *style]
+        return main(args) or json.loads((tmp_path / "m.json").read_text())["style_distance"]["mean"]
+
+    only_a = distance(f"style.image={a}")
+    assert distance(f"style.image=[{a},{b}]", "style.blend=[1,0]") == pytest.approx(only_a, rel=1e-5)
+    mostly_a = distance(f"style.image=[{a},{b}]", "style.blend=[0.9,0.1]")
+    mostly_b = distance(f"style.image=[{a},{b}]", "style.blend=[0.1,0.9]")
+    assert len({only_a, mostly_a, mostly_b}) == 3 and abs(mostly_a - mostly_b) > 0.1 * min(mostly_a, mostly_b)
+    assert json.loads((tmp_path / "m.json").read_text())["style_blend"] == "[0.1,0.9]"
+    assert main([f"input={inp}", f"output={inp}", f"style.image=[{a},{b}]", "style.blend=[x,1]"]) == 1
+
+
 def test_command_line_errors_are_one_line_and_write_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     inp = _frame_folder(tmp_path / "input", CLIP[:2])
     save_image(textured(64, 64, seed=7), tmp_path / "style.png")

@@ -2,10 +2,12 @@
 
 The input frames are stored once at the working size (``<run>/input``). Each optimizer method runs exactly as
 ``python optimize.py content=<clip> video.method=<method>`` would, in ``<run>/<method>``; each fast network is
-trained (or loaded) and stylizes the stored frames (:mod:`nst.app.evaluate_fast`). Every method's lossless frames
-are then measured by :func:`nst.metrics.run`, the function behind ``python -m nst.metrics``, so the table's numbers
-are what that command gives for the same output. A method that fails is a row with its one-line reason (the
-traceback goes to ``<run>/<method>/error.txt``); the report is written anyway.
+trained on photos (or loaded) and stylizes the stored frames (:mod:`nst.app.evaluate_fast`). Every method's
+lossless frames are then measured by :func:`nst.metrics.run`, the function behind ``python -m nst.metrics``, so
+the table's numbers are what that command gives for the same output. E_warp uses a flow estimator that the
+optimizer's methods did not use (``metrics_flow``, see :mod:`nst.flow.named`), so no method is scored by the
+criterion it minimised; when that flow is not DIS, DIS's E_warp is a second, cheap column. A method that fails is
+a row with its one-line reason (the traceback goes to ``<run>/<method>/error.txt``); the report is written anyway.
 """
 
 from __future__ import annotations
@@ -20,19 +22,22 @@ from omegaconf import DictConfig, OmegaConf
 from nst.app.closing_metrics import metric_encoder
 from nst.app.config import plain, style_paths
 from nst.app.device import check_precision, resolve_device
-from nst.app.evaluate_fast import fast_network, stylize_frames
+from nst.app.evaluate_fast import fast_network, stylize_frames, training_data
 from nst.app.optimize_video import optimize_video, output_path
 from nst.app.run_info import resolved_dict, save_run_info
 from nst.errors import NSTError
 from nst.evaluation import plots
 from nst.evaluation.grid import write_frames_video, write_grid
 from nst.evaluation.report import MethodRow, which_method, write_report
+from nst.flow.named import family, metrics_flow
+from nst.flow.opencv import DISFlow
 from nst.gatys.temporal import METHODS
 from nst.gatys.video_log import FRAMES_CSV
 from nst.gatys.video_store import InputFrames, working_size
 from nst.io.media import VideoReader
 from nst.io.video import open_video
 from nst.metrics import run as measure
+from nst.metrics import warping_error
 from nst.tracking import start_wandb
 
 OPTIMIZER_METHODS = METHODS  # optimize.py's video.method, as the video loop defines them
@@ -47,6 +52,10 @@ def check_methods(methods: object) -> list[str]:
         why = f"unknown {', '.join(unknown)}" if unknown else "an empty or repeated list"
         raise NSTError(f"methods: {why}; choose from {', '.join(OPTIMIZER_METHODS + FAST_METHODS)}")
     return names
+
+
+def _listed(values: list) -> str:
+    return "[" + ",".join(str(v) for v in values) + "]"
 
 
 class Evaluation:
@@ -67,8 +76,12 @@ class Evaluation:
                 raise NSTError(f"{cfg.content}: {self.count} frame(s) selected (video.start={v.start}, video.every="
                                f"{v.every}); the report needs at least 2 frames")
             self.inputs.frame(self.count - 1)  # stores every selected frame
-        self.style = str(style_paths(cfg.style)[0])
+        self.styles, self.blend = [str(p) for p in style_paths(cfg.style)], plain(cfg.style.get("blend"))
         self.encoder = metric_encoder(cfg)  # (arch, weights) of the style and content distances
+        self.flow = metrics_flow(cfg.metrics_flow, cfg.flow.get("_target_"))
+        self.optimizes = any(m in OPTIMIZER_METHODS for m in self.methods)
+        trains = any(m in FAST_METHODS and not cfg[m].get("weights") for m in self.methods)
+        self.training_data = training_data(cfg, self.run_dir / "input") if trains else None
         self.rows: list[MethodRow] = []
 
     def source(self) -> VideoReader:
@@ -77,15 +90,23 @@ class Evaluation:
         return open_video(self.cfg.content, v.start, v.max_frames, v.every, folder_fps=v.fps)
 
     def score(self, row: MethodRow, json_path: Path) -> MethodRow:
-        """``python -m nst.metrics`` on the row's frames against the stored input frames."""
+        """``python -m nst.metrics`` on the row's frames against the stored input frames, with the metrics flow and
+        every style image of a blend; then, when that flow is not DIS, E_warp under DIS too (no VGG: cheap)."""
+        style = {"style.image": self.styles[0]}
+        if len(self.styles) > 1:  # as Hydra writes lists, which nst.metrics reads
+            style = {"style.image": _listed(self.styles)}
+            style |= {"style.blend": _listed(self.blend)} if self.blend is not None else {}
         metrics, _ = measure({
-            "input": str(self.run_dir / "input"), "output": str(row.frames), "style.image": self.style,
+            "input": str(self.run_dir / "input"), "output": str(row.frames), "flow": self.flow, **style,
             "vgg.arch": self.encoder[0], "vgg.weights": self.encoder[1], "json": str(json_path),
         })
         row.warp_error = metrics.warp_error_output.mean
         row.warp_error_per_frame = metrics.warp_error_output.per_frame
         row.style_distance = metrics.style_distance.mean
         row.content_distance = metrics.content_distance.mean
+        if self.flow != "dis":
+            with open_video(self.run_dir / "input") as inputs, open_video(row.frames) as outputs:
+                row.warp_error_dis = warping_error(inputs, outputs, DISFlow()).mean
         return row
 
     def optimizer(self, name: str, folder: Path, row: MethodRow) -> None:
@@ -105,8 +126,8 @@ class Evaluation:
             row.settings["temporal_weight"] = self.cfg.loss.temporal_weight
 
     def fast(self, name: str, folder: Path, row: MethodRow) -> None:
-        """A fast network, trained on ``fast_training.data`` (default: the stored frames), stylizing the clip."""
-        net = fast_network(self.cfg, name, folder, self.run_dir / "input", row, self.device)
+        """A fast network, trained on ``fast_training.data`` (photos, never this clip), stylizing the clip."""
+        net = fast_network(self.cfg, name, folder, self.training_data, row, self.device)
         row.frames = str(folder / "frames")
         row.seconds_per_frame = stylize_frames(net, self.run_dir / "input", folder / "frames", self.device,
                                                self.cfg.fast_training.batch)
@@ -128,7 +149,7 @@ class Evaluation:
             (folder / "error.txt").write_text(traceback.format_exc())
             print(f"error: {name} failed: {reason} (traceback in {folder / 'error.txt'})", flush=True)
             return row.fail(reason if isinstance(exc, NSTError) else f"{type(exc).__name__}: {reason}")
-        print(f"{name}: E_warp {row.warp_error:.4g}, style distance {row.style_distance:.4g} "
+        print(f"{name}: E_warp ({self.flow} flow) {row.warp_error:.4g}, style distance {row.style_distance:.4g} "
               f"({time.perf_counter() - start:.0f} s)", flush=True)
         return row
 
@@ -142,9 +163,11 @@ class Evaluation:
         with self.source() as reader:
             grid = write_grid([r.frames for r in shown], [r.name for r in shown], run / "grid.mp4", reader,
                               self.cfg.video.audio, self.cfg.video.crf)
-        info = {"content": str(self.cfg.content), "style": self.style, "frames": self.count, "width": self.size[1],
-                "height": self.size[0], "encoder": ":".join(self.encoder), "device": self.device.type,
-                "grid": str(grid)}
+        info = {"content": str(self.cfg.content), "style": self.styles[0] if len(self.styles) == 1 else self.styles,
+                "style_blend": self.blend, "frames": self.count, "width": self.size[1], "height": self.size[0],
+                "encoder": ":".join(self.encoder), "metrics_flow": self.flow,
+                "optimizer_flow": family(self.cfg.flow.get("_target_")) if self.optimizes else None,
+                "device": self.device.type, "grid": str(grid)}
         markdown, _ = write_report(run, rows, info)
         if "wandb" in (plain(self.cfg.logger) or {}):
             from nst.evaluation.wandb_report import log_report

@@ -2,7 +2,9 @@
 
 Each network is trained as ``python train.py`` would train it, from train.yaml composed with the evaluation's
 style, VGG, seed and ``fast_training`` settings, plus the method's own ``overrides`` (its stability terms: none,
-the noise term of Rainy & de Berker 2018, or Ruder et al. 2018's synthetic motion). A network already trained in
+the noise term of Rainy & de Berker 2018, or Ruder et al. 2018's synthetic motion). It trains on photos
+(``fast_training.data``), never on the clip it is then scored on: the report compares methods on a clip none of
+them has seen, as the optimizer's methods have not. A network already trained in
 the run folder is reused, so a rerun of the same command goes on where it stopped. The clip is stylized by
 infer.py's engine and pipeline, into a lossless frame folder that the report measures.
 """
@@ -19,6 +21,7 @@ from omegaconf import DictConfig
 
 from nst.app.config import plain, style_paths
 from nst.app.training import train
+from nst.errors import NSTError
 from nst.evaluation.report import MethodRow
 from nst.fastnet.engines import make_engine
 from nst.fastnet.formats import load_weights
@@ -41,13 +44,29 @@ def _quoted(value: Any) -> str:
     return f"'{text}'"
 
 
+def training_data(cfg: DictConfig, inputs: Path) -> Path:
+    """``fast_training.data``, checked to be a folder that is not the evaluated clip nor holds its frames
+    (``inputs``: the run's stored input frames): scoring a network on its own training frames says nothing."""
+    data = cfg.fast_training.get("data")
+    if not data:
+        raise NSTError("fast_training.data is empty; give a folder of photos to train the fast networks on "
+                       "(default: the bundled assets/content)")
+    folder, content = Path(str(data)).expanduser().resolve(), Path(str(cfg.content)).expanduser().resolve()
+    for clip in (content, inputs.resolve()):  # a folder of frames inside the photos, or the photos inside it
+        if clip.is_dir() and (clip == folder or folder in clip.parents or clip in folder.parents):
+            raise NSTError(f"fast_training.data={data} holds the evaluated clip's frames ({clip}); train the fast "
+                           "networks on other images (a folder of photos), so they are not scored on their own data")
+    return folder
+
+
 def training_overrides(cfg: DictConfig, name: str, run: Path, data: Path) -> list[str]:
-    """train.py overrides of method ``name``: the shared ``fast_training`` settings, then the method's own."""
+    """train.py overrides of method ``name``: the shared ``fast_training`` settings, then the method's own;
+    ``data``: the folder of training photos (:func:`training_data`)."""
     t = cfg.fast_training
     accelerator = {"auto": "auto", "cpu": "cpu", "cuda": "gpu"}.get(str(cfg.device), "auto")
     styles = [str(p) for p in style_paths(cfg.style)]
     overrides = [
-        "data=folder", f"data.root={_quoted(t.data or data)}", f"data.image_size={t.image_size}",
+        "data=folder", f"data.root={_quoted(data)}", f"data.image_size={t.image_size}",
         f"data.batch_size={t.batch_size}", "data.num_workers=0", "data.num_val=1",
         f"style.image={_quoted(styles if len(styles) > 1 else styles[0])}",
         f"style.blend={_quoted(plain(cfg.style.blend))}" if cfg.style.get("blend") is not None else None,
@@ -71,7 +90,7 @@ def fast_network(cfg: DictConfig, name: str, folder: Path, data: Path, row: Meth
         return load_weights(weights, map_location=device)
     run = folder / "train"
     overrides = training_overrides(cfg, name, run, data)
-    row.settings = {"steps": cfg.fast_training.steps, "size": cfg.fast_training.image_size,
+    row.settings = {"data": Path(data).name, "steps": cfg.fast_training.steps, "size": cfg.fast_training.image_size,
                     **{o.split("=")[0]: o.split("=", 1)[1] for o in plain(cfg[name].overrides)}}
     if (run / TRAINED).is_file() and (run / TIMING).is_file():  # trained by an earlier run of this command
         row.train_seconds = json.loads((run / TIMING).read_text())["seconds"]

@@ -6,6 +6,7 @@ frames (:func:`nst.io.video.is_video`). The run folder keeps ``input/``, ``flow/
 unfinished frame; at the end the output video is written through the foundation's writer, then the metric
 table (E_warp of input and output, style and content distance) is printed and written to ``metrics.json``. The
 distances use the run's own encoder (``vgg``) or ``metrics_vgg``; a failing measurement is one warning line.
+E_warp's flow is ``metrics_flow`` (auto: one the temporal loss did not use, see :mod:`nst.flow.named`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from nst.app.device import check_precision, resolve_device
 from nst.app.run_info import resolved_dict, save_run_info
 from nst.errors import NSTError
 from nst.flow.cache import VideoFlows
+from nst.flow.named import build_estimator, metrics_flow
 from nst.gatys.loop import LoopSettings
 from nst.gatys.video import VideoSettings, stylize_video
 from nst.gatys.video_log import FrameLog
@@ -99,6 +101,7 @@ def optimize_video(cfg: DictConfig) -> Path:
         precision=cfg.precision,
     )
     size = working_size(reader.width, reader.height, cfg.max_size)
+    metrics_flow(cfg.get("metrics_flow", "auto"), None)  # a wrong name fails now, not after every frame is done
     resumed = check_job(run_dir, job_settings(cfg, reader.frame_count, video.pass_count))
     save_run_info(cfg, run_dir)
     torch.manual_seed(cfg.seed)
@@ -178,7 +181,8 @@ def write_metrics(
     arch, weights = metric_encoder(cfg)
     criterion = metric_criterion(weights, device, arch)
     criterion.set_style(load_style_images(style_paths(cfg.style), max(inputs.size)), plain(cfg.style.blend))
-    metrics = evaluate_video(iter(inputs), store.output_frames(), criterion) if inputs.count > 1 else None
+    estimator = build_estimator(metrics_flow(cfg.get("metrics_flow", "auto"), cfg.flow.get("_target_")))
+    metrics = evaluate_video(iter(inputs), store.output_frames(), criterion, estimator) if inputs.count > 1 else None
     timed = [r.seconds for r in records]
     summary = {
         "metrics/warp_error_input": metrics.warp_error_input.mean if metrics else math.nan,
@@ -189,20 +193,21 @@ def write_metrics(
     }
     report = {
         "input": str(cfg.content), "output": str(output), "method": cfg.video.method, "frames": inputs.count,
-        "width": inputs.size[1], "height": inputs.size[0], "flow": "dis-medium",
+        "width": inputs.size[1], "height": inputs.size[0], "flow": estimator.name,
         "encoder": criterion.encoder.label,
         "seconds_per_frame": sum(timed) / len(timed) if timed else None,
         "flow_wait_share": sum(r.flow_wait for r in records) / sum(timed) if timed else None,
         **{k.removeprefix("metrics/"): (None if math.isnan(x) else x) for k, x in summary.items()},
-        "definition": "E_warp = mean_t sum(M*(O_t - W(O_t-1))^2) / (3*sum M), RGB in [0,1], DIS flow on the input, "
-                      "M = fw-bw check + motion boundaries + out of frame (Ruder 2016); see nst/metrics.py",
+        "definition": f"E_warp = mean_t sum(M*(O_t - W(O_t-1))^2) / (3*sum M), RGB in [0,1], {estimator.name} flow on "
+                      "the input, M = fw-bw check + motion boundaries + out of frame (Ruder 2016); see nst/metrics.py",
     }
     with atomic_path(Path(cfg.paths.output_dir) / "metrics.json") as tmp:
         tmp.write_text(json.dumps(report, indent=2) + "\n")
     rows = [("E_warp input", "warp_error_input"), ("E_warp output", "warp_error"),
             ("E_warp output/input", "warp_error_ratio"), ("style distance", "style_distance"),
             ("content distance", "content_distance")]
-    print(f"metrics of {inputs.count} frames, encoder {criterion.encoder.label}:", flush=True)
+    print(f"metrics of {inputs.count} frames, encoder {criterion.encoder.label}, E_warp with {estimator.name} flow:",
+          flush=True)
     for label, key in rows:
         print(f"{label:<22}{summary['metrics/' + key]:>12.4g}", flush=True)
     return {**summary, "metrics/encoder": criterion.encoder.label}

@@ -39,7 +39,8 @@ def train(cfg: DictConfig) -> float | None:
     datamodule.setup("fit")  # a missing dataset is reported before the VGG is loaded (or downloaded)
     module = build_module(cfg)
     callbacks = [build(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
-    callbacks.append(RunFiles(run_dir, resolved_dict(cfg), resolved_yaml(cfg), git_commit(), training_style_paths(cfg.style)))
+    styles = training_style_paths(cfg.style)
+    callbacks.append(RunFiles(run_dir, resolved_dict(cfg), resolved_yaml(cfg), git_commit(), styles))
     loggers = build_loggers(plain(cfg.get("logger")), run_dir, resume_step=resume_step)
     trainer = build(cfg.trainer, precision=precision, logger=loggers or False, callbacks=callbacks)
     failed = True

@@ -1,9 +1,10 @@
 """The evaluation report: one row per method, as ``report.md`` and ``report.json``, and the "which method?" answer.
 
 The numbers are those of :mod:`nst.metrics` (E_warp of Lai et al. 2018 with the input's flows and masks, style
-and content distance), measured on every method's lossless frames at the same working size. The input clip is
-a reference row: its own E_warp is the floor a flow estimator allows, its style distance how far the raw video
-is from the painting.
+and content distance), measured on every method's lossless frames at the same working size. E_warp's flow is
+named in the report (``metrics_flow``): one that the optimizer's methods did not minimise their temporal loss
+under; DIS's E_warp may follow as a second column. The input clip is a reference row: its own E_warp is the floor
+a flow estimator allows, its style distance how far the raw video is from the painting (or the blend).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class MethodRow:
     reason: str = ""
     warp_error: float = math.nan
     warp_error_per_frame: list[float] = field(default_factory=list)
+    warp_error_dis: float = math.nan  # E_warp under DIS flows, when the headline flow is another one
     style_distance: float = math.nan
     content_distance: float = math.nan
     seconds_per_frame: float | None = None
@@ -94,27 +96,41 @@ def _settings(settings: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in settings.items()).replace("|", "/")
 
 
+def _styles(info: Mapping[str, Any]) -> str:
+    """The style image's name, or a blend's names with their weights."""
+    styles = info["style"] if isinstance(info["style"], (list, tuple)) else [info["style"]]
+    names = [Path(s).name for s in styles]
+    if len(names) > 1 and info.get("style_blend") is not None:
+        names = [f"{n} ({w:g})" for n, w in zip(names, info["style_blend"])]
+    return " + ".join(names)
+
+
 def markdown(rows: Sequence[MethodRow], info: Mapping[str, Any]) -> str:
     """``report.md``: the settings, the table, the plots and the answer to "which method?"."""
     naive, reference = find(rows, "naive"), next((r for r in rows if r.kind == "input" and r.ok), None)
+    flow = info.get("metrics_flow", "dis")
+    dis = any(math.isfinite(r.warp_error_dis) for r in rows)  # the second column, when measured
+    used = f"; the optimizer's methods used {info['optimizer_flow']} flows" if info.get("optimizer_flow") else ""
     lines = [
-        f"# Evaluation: {Path(info['content']).name} in the style of {Path(info['style']).name}",
+        f"# Evaluation: {Path(info['content']).name} in the style of {_styles(info)}",
         "",
         f"{info['frames']} frames at {info['width']}x{info['height']}, encoder `{info['encoder']}`, "
-        f"device {info['device']}. E_warp: Lai et al. 2018's warping error with DIS flows and reliability masks of "
-        "the input (see nst/metrics.py); style distance: Gram matrices relu1_1..relu5_1 against the style image; "
-        "content distance: relu4_2 against the input frame. Lower is better for all three.",
+        f"device {info['device']}. E_warp: Lai et al. 2018's warping error with **{flow}** flows and reliability "
+        f"masks of the input (see nst/metrics.py{used})" + ("; E_warp (dis): the same with DIS flows" if dis else "")
+        + ". Style distance: Gram matrices relu1_1..relu5_1 against the style image (a blend: the blend-weighted "
+        "mean of their Gram matrices); content distance: relu4_2 against the input frame. Lower is better for all.",
         "",
-        "| method | status | E_warp | × input | × naive | style distance | content distance | s/frame | "
-        "training s | settings |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| method | status | E_warp ({flow}) | × input | × naive | " + ("E_warp (dis) | " if dis else "")
+        + "style distance | content distance | s/frame | training s | settings |",
+        "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if dis else ""),
     ]
     for r in rows:
         status = "ok" if r.status == "ok" else f"failed: {r.reason}".replace("|", "/")
         to_input = _ratio(r.warp_error, reference) if r.kind != "input" else 1.0
         lines.append(
             f"| {r.name} | {status} | {_number(r.warp_error)} | {_number(to_input)} | "
-            f"{_number(_ratio(r.warp_error, naive))} | {_number(r.style_distance)} | "
+            f"{_number(_ratio(r.warp_error, naive))} | " + (f"{_number(r.warp_error_dis)} | " if dis else "")
+            + f"{_number(r.style_distance)} | "
             f"{_number(r.content_distance)} | {_number(r.seconds_per_frame)} | {_number(r.train_seconds, '.0f')} | "
             f"{_settings(r.settings)} |"
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 from nst.evaluation.report import MethodRow
 
-COLUMNS = ["method", "kind", "status", "reason", "warp_error", "style_distance", "content_distance",
+COLUMNS = ["method", "kind", "status", "reason", "warp_error", "warp_error_dis", "style_distance", "content_distance",
            "seconds_per_frame", "train_seconds"]
 
 

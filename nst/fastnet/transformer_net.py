@@ -11,7 +11,7 @@ The style is chosen per image at call time, by name, index or a blend of weights
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -32,7 +32,7 @@ MIN_PADDED_SIDE = 8
 
 #: What selects the style of a multi-style network: a name, an index, a {name: weight} blend, (B,) indices,
 #: or (S,) / (B, S) blend weights.
-StyleChoice = Union[str, int, Mapping[str, float], torch.Tensor, None]
+StyleChoice = str | int | Mapping[str, float] | torch.Tensor | None
 
 
 class CondInstanceNorm2d(nn.Module):
@@ -201,9 +201,11 @@ class TransformerNet(nn.Module):
         args = {k: v for k, v in self._args.items() if k != "styles"}
         chosen = [self.styles[int(mix.argmax())]] if float(mix.max()) == 1.0 else None
         plain = TransformerNet(**args, styles=chosen)
-        state = {}
-        for key, value in self.state_dict().items():
-            state[key] = (mix.to(value) @ value) if value.dim() == 2 and key.rsplit(".", 1)[0] in self._norm_names else value
+        norms = self._norm_names
+        state = {
+            key: mix.to(value) @ value if key.rsplit(".", 1)[0] in norms else value
+            for key, value in self.state_dict().items()
+        }
         plain.load_state_dict(state)
         return plain.to(next(self.parameters()).device).train(self.training)
 

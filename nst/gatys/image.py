@@ -93,7 +93,7 @@ def stylize_image(
         image = color.restore_color(image, content) if preserve_color else image.clamp(0, 1)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        result = StylizeResult(image, history, count, reason, time.perf_counter() - start)
+        result = StylizeResult(image, history, count, reason, time.perf_counter() - start, loop.best)
         return result
     finally:
         for cb in callbacks:

@@ -9,7 +9,10 @@ Conventions:
 
 * One iteration is one loss evaluation (a forward and a backward pass), for L-BFGS and Adam alike, as in
   the paper's code; L-BFGS's inner evaluations are counted by the closure, so ``iterations=300`` is 300
-  evaluations however L-BFGS groups them. The returned image is the last one evaluated.
+  evaluations however L-BFGS groups them.
+* The returned image is the evaluated one of the lowest total loss, not the last (L-BFGS may end on a worse
+  point, with ``strong_wolfe`` even on a rejected trial point); it is kept by a select on the device, without a
+  host sync, and the losses reported as final are those of its iteration, ``best``.
 * Stopping is the loop's job: torch's L-BFGS tolerances are 0 in the config, and a private exception
   leaves the L-BFGS closure when the budget is spent or :class:`EarlyStopping` fires.
 * Losses stay on the device and are copied to the host in one transfer every ``sync_every`` iterations
@@ -111,17 +114,20 @@ class StylizeResult:
     iterations: int  # loss evaluations run
     stop_reason: str  # a key of STOP_REASONS
     seconds: float
+    best: int = -1  # index into ``history`` of the iteration that evaluated ``image`` (the lowest total loss)
 
     def final_losses(self) -> dict[str, float]:
-        """The losses of the last iteration, by metric name."""
-        return {name: values[-1] for name, values in self.history.items()}
+        """The losses of the returned image (iteration ``best``), by metric name."""
+        return {name: values[self.best] for name, values in self.history.items()}
 
     def summary(self) -> str:
-        """One line: iterations run, why it stopped, seconds, final losses."""
+        """One line: iterations run, why it stopped, seconds, the returned image's losses."""
         losses = " ".join(f"{name}={value:.4g}" for name, value in self.final_losses().items())
+        best = self.best % max(self.iterations, 1)
+        at = f" (best: iteration {best})" if best < self.iterations - 1 else ""
         return (
             f"done: {self.iterations} iterations, stopped: {STOP_REASONS.get(self.stop_reason, self.stop_reason)}, "
-            f"{self.seconds:.1f} s; {losses}"
+            f"{self.seconds:.1f} s; {losses}{at}"
         )
 
 
@@ -175,7 +181,8 @@ class PixelOptimizer:
     """Optimises the pixels of one image at a time against a loss function.
 
     State lives in attributes, reset at the start of every :meth:`run`: ``count`` (loss evaluations so far),
-    ``stop_reason`` (empty while running), ``history`` (metric name -> values).
+    ``stop_reason`` (empty while running), ``history`` (metric name -> values), ``best`` (the iteration of the
+    lowest total loss logged so far).
     """
 
     def __init__(self, settings: LoopSettings, callbacks: Sequence[LoopCallback | Callable] = ()):
@@ -184,20 +191,24 @@ class PixelOptimizer:
         self.count = 0
         self.stop_reason = ""
         self.history: dict[str, list[float]] = {}
+        self.best = -1
 
     def run(self, init: torch.Tensor, loss_fn: LossFn) -> tuple[torch.Tensor, dict[str, list[float]], int, str]:
         """Optimise ``init`` against ``loss_fn`` for at most ``settings.iterations`` loss evaluations.
 
-        Returns ``(image, history, iterations run, stop reason)``; the image is the last one evaluated, not
-        clamped. Raises :class:`NSTError` when a loss turns NaN/inf (before any image leaves the loop).
+        Returns ``(image, history, iterations run, stop reason)``; the image is the evaluated one of the lowest
+        total loss (iteration ``self.best``), not clamped. Raises :class:`NSTError` when a loss turns NaN/inf
+        (before any image leaves the loop).
         """
         s = self.settings
-        self.count, self.stop_reason, self.history = 0, "", {}
+        self.count, self.stop_reason, self.history, self.best = 0, "", {}, -1
+        self._best_loss = math.inf  # the host's copy of the device's best total, below
         self._pending: list[torch.Tensor] = []
         self._keys: list[str] = []
         self._early = EarlyStopping(s.patience, s.tolerance) if s.patience is not None else None
         self._loss_fn = loss_fn
         self._image = init.detach().clone().contiguous().requires_grad_(True)
+        self._best_image, self._best_total = init.detach().clone(), torch.full((), math.inf, device=init.device)
         try:
             self._opt = (s.optimizer or default_lbfgs)([self._image])
         except (TypeError, ValueError) as exc:  # torch's optimizers check their settings on construction
@@ -221,9 +232,16 @@ class PixelOptimizer:
                 if self.stop_reason:
                     break  # keep the image that was just evaluated
                 self._opt.step()
-        if not bool(torch.isfinite(self._image).all()):  # one sync, at the end
+        if not bool(torch.isfinite(self._best_image).all()):  # one sync, at the end
             raise self._diverged(self.count - 1)
-        return self._image.detach(), self.history, self.count, self.stop_reason
+        return self._best_image, self.history, self.count, self.stop_reason
+
+    def _keep_if_best(self, image: torch.Tensor, total: torch.Tensor) -> None:
+        """Keep ``image`` if its loss is the lowest yet (NaN never is); :meth:`_flush` finds the same iteration."""
+        total = total.detach().float()
+        better = total < self._best_total
+        self._best_total = torch.where(better, total, self._best_total)
+        self._best_image = torch.where(better, image.detach(), self._best_image)
 
     def _evaluate(self) -> torch.Tensor:
         s = self.settings
@@ -234,6 +252,7 @@ class PixelOptimizer:
             terms = self._loss_fn(x)
         total = terms["total"]
         total.backward()
+        self._keep_if_best(image, total)
         if not self._keys:
             extra = (t for t in TERMS if t in terms and t not in ALWAYS_LOGGED)
             self._keys.extend([*ALWAYS_LOGGED, *extra, "total"])
@@ -261,6 +280,8 @@ class PixelOptimizer:
             losses = {metric_name(key): value for key, value in zip(self._keys, row)}
             for name, value in losses.items():
                 self.history.setdefault(name, []).append(value)
+            if losses["loss/total"] < self._best_loss:
+                self._best_loss, self.best = losses["loss/total"], iteration
             if self._early is not None and not self.stop_reason and self._early.update(losses["loss/total"]):
                 self.stop_reason = "early_stop"
             info = IterationInfo(iteration, losses, self._image.detach(), self.settings.iterations)

@@ -174,9 +174,10 @@ def stylize_pyramid(
             )
             for name, values in step.history.items():
                 history.setdefault(name, []).extend(values)
+            best = done + range(step.iterations)[step.best]  # the level's best image is the next level's start
             done += step.iterations
             image = step.image
-        result = StylizeResult(step.image, history, done, step.stop_reason, time.perf_counter() - start)
+        result = StylizeResult(step.image, history, done, step.stop_reason, time.perf_counter() - start, best)
         return result
     finally:
         for cb in callbacks:

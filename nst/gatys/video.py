@@ -245,6 +245,6 @@ def _frame(inputs, criterion, flows, store, kept, settings, video, rec, styles, 
     if previous is not None:
         flow, reliable = flow_and_mask(previous)
         error = float(frame_warping_error(kept[previous], image, flow, reliable)[0])
-    losses = {name: values[-1] for name, values in history.items()}
+    losses = {name: values[loop.best] for name, values in history.items()}  # those of the image kept
     seconds = time.perf_counter() - tic
     return FrameRecord(k, s, t, losses, count, reason, seconds, waited, error), image

@@ -1,6 +1,7 @@
 """evaluate.py end to end, in-process, on a tiny clip with audio (48 px, 4 frames): every default method runs and
-the report, the plots and the grid video are written; the numbers are those of ``python -m nst.metrics``; a
-method that fails is a row of the report; a rerun in the same folder reuses what is finished."""
+the report, the plots and the grid video are written; the numbers are those of ``python -m nst.metrics`` with a
+flow the optimizer did not use; the fast networks train on photos, not the clip; a blend is scored with its
+weights; a method that fails is a row of the report; a rerun in the same folder reuses what is finished."""
 
 from __future__ import annotations
 
@@ -12,8 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
+from nst.flow.opencv import DISFlow
 from nst.io.video import open_video
+from nst.metrics import warping_error
 from tests.helpers import load_entry, wandb_history
 from tests.io.helpers import write_clip
 
@@ -65,10 +69,13 @@ def test_the_default_command_reports_every_method_with_finite_numbers(report: Pa
         if name != "input":
             assert row["seconds_per_frame"] > 0 and Path(row["video"]).is_file()
     assert all(rows[m]["train_seconds"] > 0 for m in ("fast", "fast_noise", "fast_temporal"))
+    assert data["metrics_flow"] == "farneback"  # flow=dis (the default) optimised the temporal terms
+    assert all(row["warp_error_dis"] > 0 for row in rows.values())  # DIS's E_warp, the second column
     assert rows["naive"]["warp_error_to_naive"] == pytest.approx(1.0)
     assert rows["input"]["content_distance"] == 0  # the input against itself
     markdown = (report / "report.md").read_text()
     assert all(f"| {name} | ok |" in markdown for name in rows) and "## Which method?" in markdown
+    assert "| E_warp (farneback) |" in markdown and "| E_warp (dis) |" in markdown
     assert data["which_method"] in markdown and "**Fastest:**" in data["which_method"]
     for picture in ("warp_error_per_frame.png", "style_vs_warp.png", "frame_strip.png"):
         assert (report / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"({picture})" in markdown
@@ -79,12 +86,33 @@ def test_the_table_is_what_nst_metrics_gives_for_the_same_output(report: Path, t
     out = tmp_path / "naive.json"
     subprocess.run(
         [sys.executable, "-m", "nst.metrics", f"input={report / 'input'}", f"output={report / 'naive' / 'frames'}",
-         f"style.image={ROOT / 'assets' / 'styles' / 'udnie.jpg'}", "vgg.weights=random", f"json={out}"],
+         f"style.image={ROOT / 'assets' / 'styles' / 'udnie.jpg'}", "vgg.weights=random", f"json={out}",
+         "flow=farneback"],
         check=True, cwd=ROOT, capture_output=True,
     )
     measured = json.loads(out.read_text())
     assert naive["warp_error"] == pytest.approx(measured["warp_error_output"]["mean"], rel=1e-6)
     assert naive["style_distance"] == pytest.approx(measured["style_distance"]["mean"], rel=1e-6)
+    with open_video(report / "input") as inputs, open_video(report / "naive" / "frames") as outputs:
+        dis = warping_error(inputs, outputs, DISFlow()).mean
+    assert naive["warp_error_dis"] == pytest.approx(dis, rel=1e-6) and dis != pytest.approx(naive["warp_error"])
+
+
+def test_the_fast_networks_train_on_photos_not_on_the_clip(report: Path) -> None:
+    rows = {m["name"]: m for m in json.loads((report / "report.json").read_text())["methods"]}
+    for name in ("fast", "fast_noise", "fast_temporal"):
+        config = yaml.safe_load((report / name / "train" / "config.yaml").read_text())
+        assert Path(config["data"]["root"]) == ROOT / "assets" / "content", name
+        assert rows[name]["settings"]["data"] == "content"
+
+
+def test_training_on_the_clips_own_frames_is_one_error_line(entry, clip: Path, tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate(entry, run, f"content={clip}", "methods=[fast]", f"fast_training.data={run / 'input'}")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 1 and "Traceback" not in err
+    assert "error: fast_training.data=" in err and "holds the evaluated clip's frames" in err
 
 
 def test_the_grid_video_shows_every_method_with_the_input_audio(report: Path, clip: Path) -> None:
@@ -104,6 +132,7 @@ def test_a_rerun_reuses_finished_frames_and_networks(entry, report: Path, clip: 
     evaluate(entry, run, f"content={clip}", "methods=[naive,fast_noise]")
     out, err = capfd.readouterr()
     assert "fast_noise: reusing the network trained in" in out and "nothing left to do" in err
+    assert "naive: E_warp (farneback flow) " in out
     rows = json.loads((run / "report.json").read_text())["methods"]
     before = {m["name"]: m for m in json.loads((report / "report.json").read_text())["methods"]}
     assert [m["name"] for m in rows] == ["input", "naive", "fast_noise"]
@@ -146,3 +175,21 @@ def test_a_multirun_writes_one_report_per_style(entry, clip: Path, tmp_path: Pat
     reports = [json.loads((tmp_path / "sweep" / job / "report.json").read_text()) for job in ("0", "1")]
     assert [Path(r["style"]).name for r in reports] == ["udnie.jpg", "starry_night.jpg"]
     assert reports[0]["methods"][1]["style_distance"] != reports[1]["methods"][1]["style_distance"]
+
+
+def test_a_blend_is_scored_against_both_style_images_with_their_weights(entry, clip, report, tmp_path) -> None:
+    udnie, starry = (ROOT / "assets" / "styles" / f"{name}.jpg" for name in ("udnie", "starry_night"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "argv", ["evaluate.py", "-m", *SMALL, f"content={clip}", "methods=[naive]",
+                                 f"style.image=['{udnie}','{starry}']", "style.blend=[0.9,0.1],[0.1,0.9]",
+                                 f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+        entry()
+    reports = [json.loads((tmp_path / "sweep" / job / "report.json").read_text()) for job in ("0", "1")]
+    assert [r["style_blend"] for r in reports] == [[0.9, 0.1], [0.1, 0.9]]
+    assert [Path(p).name for p in reports[0]["style"]] == ["udnie.jpg", "starry_night.jpg"]
+    only_udnie = json.loads((report / "report.json").read_text())["methods"][0]["style_distance"]
+    # the input row: the same frames each time, so only the style target differs
+    mostly_udnie, mostly_starry = (r["methods"][0]["style_distance"] for r in reports)
+    assert len({only_udnie, mostly_udnie, mostly_starry}) == 3
+    assert abs(mostly_udnie - mostly_starry) > 0.05 * min(mostly_udnie, mostly_starry)
+    assert "udnie.jpg (0.9) + starry_night.jpg (0.1)" in (tmp_path / "sweep" / "0" / "report.md").read_text()

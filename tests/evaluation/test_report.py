@@ -48,6 +48,27 @@ def test_failed_rows_and_missing_numbers_are_written_as_such(tmp_path: Path) -> 
     assert "| naive | ok | 0.002 | 200 | 1 |" in text  # E_warp, x input, x naive
 
 
+def test_the_report_names_e_warps_flow_and_adds_dis_as_a_second_column(tmp_path: Path) -> None:
+    rows = [row("input", 1e-5, 9.0, None, kind="input", warp_error_dis=2e-5),
+            row("naive", 2e-3, 1.0, 10.0, warp_error_dis=3e-3)]
+    info = {**INFO, "metrics_flow": "farneback", "optimizer_flow": "dis"}
+    md, js = write_report(tmp_path, rows, info)
+    text = md.read_text()
+    assert "with **farneback** flows" in text and "the optimizer's methods used dis flows" in text
+    assert "| method | status | E_warp (farneback) | × input | × naive | E_warp (dis) | style distance |" in text
+    assert "| naive | ok | 0.002 | 200 | 1 | 0.003 | 1 |" in text  # the headline E_warp is the independent flow's
+    data = json.loads(js.read_text())
+    assert data["metrics_flow"] == "farneback" and data["methods"][1]["warp_error_dis"] == 3e-3
+    md, _ = write_report(tmp_path, [row("naive", 2e-3, 1.0, 10.0)], {**INFO, "metrics_flow": "dis"})
+    assert "E_warp (dis) | × input" in md.read_text() and "E_warp (dis): the same" not in md.read_text()
+
+
+def test_a_blend_is_named_with_its_weights(tmp_path: Path) -> None:
+    info = {**INFO, "style": ["/s/udnie.jpg", "/s/starry_night.jpg"], "style_blend": [0.7, 0.3]}
+    md, _ = write_report(tmp_path, [row("naive", 2e-3, 1.0, 10.0)], info)
+    assert md.read_text().startswith("# Evaluation: clip.mp4 in the style of udnie.jpg (0.7) + starry_night.jpg (0.3)")
+
+
 def test_the_strip_shows_first_middle_and_last_frames() -> None:
     assert strip_indices(9) == [0, 4, 8]
     assert strip_indices(2) == [0, 1]

@@ -94,3 +94,17 @@ def test_each_flow_config_is_its_constructor(name: str, overrides: list[str], cl
     assert isinstance(estimator, cls)
     if name == "raft_small":
         assert estimator.model == "small"
+
+
+def test_metrics_flow_auto_never_picks_the_flow_the_method_used() -> None:
+    from nst.flow.named import build_estimator, family, metrics_flow
+
+    assert metrics_flow("auto", "nst.flow.opencv.DISFlow") == "farneback"
+    assert metrics_flow("auto", "dis-medium") == "farneback"
+    assert metrics_flow("auto", "nst.flow.opencv.FarnebackFlow") == "dis"
+    assert metrics_flow("auto", "nst.flow.raft.RAFTFlow") == "dis"
+    assert metrics_flow("auto", None) == "dis" and metrics_flow("dis", "nst.flow.opencv.DISFlow") == "dis"
+    assert family("raft-small") == "raft" and family("nst.flow.opencv.FarnebackFlow") == "farneback"
+    assert build_estimator("farneback").name == "farneback" and build_estimator("dis").name == "dis-medium"
+    with pytest.raises(NSTError, match="metrics_flow must be one of auto, dis, farneback, raft"):
+        metrics_flow("pwc", None)

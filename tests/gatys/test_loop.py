@@ -10,7 +10,7 @@ import torch
 
 from nst.errors import NSTError
 from nst.gatys.loop import EarlyStopping, IterationInfo, LoopCallback, LoopSettings, StylizeResult
-from tests.gatys.conftest import ADAM, NAMES, criterion, stylize
+from tests.gatys.conftest import ADAM, NAMES, SpikeOnCalls, criterion, stylize
 
 
 def test_early_stopping_fires_on_a_plateau_not_on_a_steady_decline() -> None:
@@ -90,6 +90,22 @@ def test_callbacks_see_every_iteration_in_order_with_the_logged_floats(encoder, 
         assert info.losses["loss/total"] == result.history["loss/total"][info.iteration]
         assert info.image.shape == content.shape and info.iterations == 10
     assert recorder.ended == [result]
+
+
+WOLFE = functools.partial(torch.optim.LBFGS, line_search_fn="strong_wolfe", tolerance_grad=0, tolerance_change=0)
+
+
+@pytest.mark.parametrize("optimizer", [None, WOLFE, ADAM], ids=["lbfgs", "strong_wolfe", "adam"])
+def test_the_image_of_the_lowest_loss_is_returned_not_the_last_evaluated(encoder, content, style, optimizer) -> None:
+    crit = criterion(encoder)
+    spy = SpikeOnCalls(crit, {6})  # the last evaluation's loss jumps
+    result = stylize(content, crit, style_images=[style], optimizer=optimizer, iterations=6, sync_every=4)
+    total, best = result.history["loss/total"], spy.best()
+    assert total == pytest.approx(spy.totals) and best < 5 and result.best == best
+    assert torch.equal(result.image, spy.images[best].clamp(0, 1))
+    assert not torch.equal(result.image, spy.images[-1].clamp(0, 1))
+    assert result.final_losses()["loss/total"] == total[best] == min(total)  # what the logs and W&B summary get
+    assert f"best: iteration {best})" in result.summary()
 
 
 def test_divergence_raises_a_clear_error_and_reports_the_failure_to_callbacks(encoder, content, style) -> None:

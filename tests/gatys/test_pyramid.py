@@ -10,7 +10,7 @@ from nst.errors import NSTError
 from nst.gatys.loop import IterationInfo, LoopCallback, LoopSettings, StylizeResult
 from nst.gatys.pyramid import Pyramid, resize, stylize_pyramid
 from nst.io.image import load_input
-from tests.gatys.conftest import ASSETS, NAMES, criterion, stylize
+from tests.gatys.conftest import ASSETS, NAMES, SpikeOnCalls, criterion, stylize
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +96,18 @@ def test_two_levels_run_coarse_then_fine_as_one_run(encoder, content96, style) -
     fine = criterion(encoder)
     fine.set_style(style)
     torch.testing.assert_close(recorder.grams[64, 96], fine.target_grams["block1_conv1"])
+
+
+def test_each_level_passes_on_its_lowest_loss_image(encoder, content96, style) -> None:
+    crit = criterion(encoder)
+    spy = SpikeOnCalls(crit, {4, 8})  # the last evaluation of each level
+    result = stylize_pyramid(content96, crit, pyramid=Pyramid(2, 4), style_images=[style],
+                             settings=LoopSettings(patience=None))
+    coarse, fine = spy.best(0, 4), spy.best(4, 8)
+    assert coarse < 3 and 4 <= fine < 7 and result.best == fine
+    assert torch.equal(spy.images[4], resize(spy.images[coarse].clamp(0, 1), (64, 96)))  # the fine level's start
+    assert torch.equal(result.image, spy.images[fine].clamp(0, 1))
+    assert result.final_losses()["loss/total"] == pytest.approx(spy.totals[fine])
 
 
 def test_failures_reach_callbacks_once_as_none(encoder, content96, style) -> None:

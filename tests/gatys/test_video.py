@@ -18,13 +18,13 @@ from nst.flow.opencv import DISFlow
 from nst.gatys.loop import LoopSettings
 from nst.gatys.temporal import combine_targets, pass_directions
 from nst.gatys.video import VideoSettings, stylize_video
-from nst.gatys.video_store import InputFrames, PassFolders
+from nst.gatys.video_store import InputFrames, PassFolders, quantized
 from nst.io.frames import FrameFolderWriter, finished_frames
 from nst.io.video import open_video
 from nst.losses import StyleTransferCriterion
 from nst.metrics import evaluate_video, metric_criterion
 from tests.clips import moving_square_clip
-from tests.gatys.conftest import CONTENT_LAYERS, STYLE_LAYERS, STYLE_WEIGHT
+from tests.gatys.conftest import CONTENT_LAYERS, STYLE_LAYERS, STYLE_WEIGHT, SpikeOnCalls
 
 FRAMES, H, W = 6, 48, 64
 ITERATIONS = 8
@@ -44,10 +44,15 @@ def clip(tmp_path_factory) -> Path:
     return folder
 
 
-def run(clip: Path, out: Path, encoder, style, method: str, passes: int = 1, stop_after: int | None = None):
+def make_criterion(encoder) -> StyleTransferCriterion:
+    return StyleTransferCriterion(encoder, CONTENT_LAYERS, STYLE_LAYERS, style_weight=STYLE_WEIGHT,
+                                  temporal_weight=TEMPORAL_WEIGHT)
+
+
+def run(clip: Path, out: Path, encoder, style, method: str, passes: int = 1, stop_after: int | None = None,
+        criterion: StyleTransferCriterion | None = None):
     """One video run into ``out`` (resumes there); returns (result, store, inputs)."""
-    criterion = StyleTransferCriterion(encoder, CONTENT_LAYERS, STYLE_LAYERS, style_weight=STYLE_WEIGHT,
-                                       temporal_weight=TEMPORAL_WEIGHT)
+    criterion = make_criterion(encoder) if criterion is None else criterion
     inputs = InputFrames(open_video(clip), out / "input", (H, W))
     store = PassFolders(out, inputs.count, passes)
     video = VideoSettings(method, None, (1, 2), passes)
@@ -141,6 +146,18 @@ def test_resume_restores_the_temporal_terms_from_disk(runs, clip, encoder, style
         assert torch.equal(a, b)  # the resumed run computed exactly what an uninterrupted one did
     third, _, _ = run(clip, tmp_path, encoder, style, "consistent")
     assert third.computed == 0  # a finished job is not recomputed
+
+
+def test_each_frame_keeps_its_lowest_loss_image(clip, encoder, style, tmp_path) -> None:
+    crit = make_criterion(encoder)
+    first = 2 * ITERATIONS
+    spy = SpikeOnCalls(crit, {first, first + ITERATIONS})  # the last evaluation of frames 0 and 1
+    result, store, _ = run(clip, tmp_path, encoder, style, "temporal", stop_after=2, criterion=crit)
+    for t, (start, end) in enumerate([(0, first), (first, first + ITERATIONS)]):
+        best = spy.best(start, end)
+        assert best < end - 1
+        torch.testing.assert_close(store.load(0, t), quantized(spy.images[best]), rtol=0, atol=1e-6)
+        assert result.records[t].losses["loss/total"] == pytest.approx(spy.totals[best])
 
 
 def test_settings_are_checked() -> None:
