@@ -81,7 +81,8 @@ def check_video_settings(cfg: DictConfig) -> None:
     if cfg.preserve_color:
         raise NSTError("preserve_color=true is not supported for videos yet; leave it false")
     if cfg.pyramid.levels != 1 or cfg.pyramid.iterations is not None:
-        raise NSTError(f"pyramid.levels={cfg.pyramid.levels}, pyramid.iterations={cfg.pyramid.iterations}: "
+        given = "null" if cfg.pyramid.iterations is None else plain(cfg.pyramid.iterations)
+        raise NSTError(f"pyramid.levels={cfg.pyramid.levels}, pyramid.iterations={given}: "
                        "coarse to fine is not supported for videos yet; leave pyramid.levels=1, iterations=null")
     if cfg.save_every:
         raise NSTError(f"save_every={cfg.save_every} is not supported for videos yet; leave it 0")

@@ -201,7 +201,7 @@ def test_outputs_over_the_input_or_foreign_frames_are_refused_and_nothing_is_los
 
 
 @pytest.mark.parametrize(("args", "words"), [
-    (["pyramid.levels=2"], "pyramid.levels=2, pyramid.iterations=None: coarse to fine is not supported for videos"),
+    (["pyramid.levels=2"], "pyramid.levels=2, pyramid.iterations=null: coarse to fine is not supported for videos"),
     (["pyramid.iterations=5"], "pyramid.levels=1, pyramid.iterations=5: coarse to fine is not supported for videos"),
     (["save_every=3"], "save_every=3 is not supported for videos yet; leave it 0"),
 ])
