@@ -27,6 +27,7 @@ from nst.errors import NSTError
 from nst.gatys.callbacks import build_callbacks
 from nst.gatys.loop import LoopSettings
 from nst.gatys.pyramid import stylize_pyramid
+from nst.io.files import refuse_overwriting
 from nst.io.image import IMAGE_SUFFIXES, load_input, load_style_images, save_image
 from nst.io.video import is_video
 
@@ -40,6 +41,7 @@ def main(cfg: DictConfig) -> Path:
     output = Path(cfg.output)
     if output.suffix.lower() not in IMAGE_SUFFIXES:
         raise NSTError(f"output={output} has no image suffix; use one of {', '.join(IMAGE_SUFFIXES)}")
+    refuse_overwriting(output, [cfg.content, *style_paths(cfg.style)])
     save_run_info(cfg, run_dir)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)

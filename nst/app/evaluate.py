@@ -33,7 +33,7 @@ from nst.flow.named import family, metrics_flow
 from nst.flow.opencv import DISFlow
 from nst.gatys.temporal import METHODS
 from nst.gatys.video_log import FRAMES_CSV
-from nst.gatys.video_store import InputFrames, working_size
+from nst.gatys.video_store import InputFrames, check_job, content_identity, working_size
 from nst.io.media import VideoReader
 from nst.io.video import open_video
 from nst.metrics import run as measure
@@ -42,6 +42,8 @@ from nst.tracking import start_wandb
 
 OPTIMIZER_METHODS = METHODS  # optimize.py's video.method, as the video loop defines them
 FAST_METHODS = ("fast", "fast_noise", "fast_temporal")
+#: What decided the stored ``input/`` frames; a rerun in the same folder must have the same.
+INPUT_JOB = "input_job.json"
 
 
 def check_methods(methods: object) -> list[str]:
@@ -70,7 +72,10 @@ class Evaluation:
         with self.source() as reader:
             self.fps = reader.fps
             self.size = working_size(reader.width, reader.height, cfg.max_size)
-            self.inputs = InputFrames(reader, self.run_dir / "input", self.size)
+            job = {"content": str(Path(cfg.content).resolve()), **content_identity(reader), "max_size": cfg.max_size,
+                   **{k: plain(v.get(k)) for k in ("start", "max_frames", "every", "fps")}}
+            check_job(self.run_dir, job, kept=("input",), name=INPUT_JOB)
+            self.inputs = InputFrames(reader, self.run_dir / "input", self.size, cfg.overwrite)
             self.count = self.inputs.count
             if self.count < 2:
                 raise NSTError(f"{cfg.content}: {self.count} frame(s) selected (video.start={v.start}, video.every="
@@ -130,7 +135,7 @@ class Evaluation:
         net = fast_network(self.cfg, name, folder, self.training_data, row, self.device)
         row.frames = str(folder / "frames")
         row.seconds_per_frame = stylize_frames(net, self.run_dir / "input", folder / "frames", self.device,
-                                               self.cfg.fast_training.batch)
+                                               self.cfg.fast_training.batch, self.cfg.overwrite)
         with self.source() as reader:
             v = self.cfg.video
             row.video = str(write_frames_video(row.frames, folder / "stylized.mp4", reader, v.audio, v.crf))

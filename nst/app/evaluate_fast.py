@@ -27,11 +27,14 @@ from nst.fastnet.engines import make_engine
 from nst.fastnet.formats import load_weights
 from nst.fastnet.transformer_net import TransformerNet
 from nst.fastnet.video_inference import stylize_video
+from nst.gatys.video_store import check_job, style_digests
 from nst.io.frames import FrameFolderWriter
 from nst.io.video import open_video
 
 TRAINED = "train_style.pt"
 TIMING = "train_seconds.json"
+#: The settings a network was trained with; a network is reused only under the same.
+NETWORK_JOB = "network_job.json"
 
 
 def _quoted(value: Any) -> str:
@@ -92,6 +95,11 @@ def fast_network(cfg: DictConfig, name: str, folder: Path, data: Path, row: Meth
     overrides = training_overrides(cfg, name, run, data)
     row.settings = {"data": Path(data).name, "steps": cfg.fast_training.steps, "size": cfg.fast_training.image_size,
                     **{o.split("=")[0]: o.split("=", 1)[1] for o in plain(cfg[name].overrides)}}
+    data = cfg.fast_training.data
+    job = {"overrides": [o for o in overrides if not o.startswith(("paths.output_dir=", "data.root="))],
+           "data": str(Path(data).resolve()) if data else "the evaluated clip's input frames",
+           "style_digest": style_digests(style_paths(cfg.style))}
+    check_job(run, job, kept=(TRAINED,), name=NETWORK_JOB)  # the clip's frames are keyed by evaluate.py
     if (run / TRAINED).is_file() and (run / TIMING).is_file():  # trained by an earlier run of this command
         row.train_seconds = json.loads((run / TIMING).read_text())["seconds"]
         print(f"{name}: reusing the network trained in {run}", flush=True)
@@ -108,12 +116,13 @@ def fast_network(cfg: DictConfig, name: str, folder: Path, data: Path, row: Meth
     return load_weights(run / TRAINED, map_location=device)
 
 
-def stylize_frames(net: TransformerNet, inputs: Path, output: Path, device: torch.device, batch: int) -> float:
+def stylize_frames(net: TransformerNet, inputs: Path, output: Path, device: torch.device, batch: int,
+                   overwrite: bool = False) -> float:
     """Stylize the frame folder ``inputs`` into the frame folder ``output`` as infer.py does; seconds per frame."""
     with open_video(inputs) as reader:
         count = int(reader.frame_count or 0)
         engine = make_engine(net, device, "auto", "auto", False, batch, count)
         start = time.perf_counter()
-        with FrameFolderWriter(output, width=reader.width, height=reader.height) as writer:
+        with FrameFolderWriter(output, width=reader.width, height=reader.height, overwrite=overwrite) as writer:
             frames = stylize_video(engine, reader, writer, batch_size=batch)
     return (time.perf_counter() - start) / max(frames, 1)

@@ -32,11 +32,12 @@ from nst.flow.named import build_estimator, metrics_flow
 from nst.gatys.loop import LoopSettings
 from nst.gatys.video import VideoSettings, stylize_video
 from nst.gatys.video_log import FrameLog
-from nst.gatys.video_store import InputFrames, PassFolders, check_job, working_size
-from nst.io.files import atomic_path
-from nst.io.image import load_style_images
+from nst.gatys.video_store import InputFrames, PassFolders, check_job, content_identity, style_digests, working_size
+from nst.io.files import atomic_path, refuse_overwriting
+from nst.io.frames import check_frame_folder
+from nst.io.image import IMAGE_SUFFIXES, load_style_images
 from nst.io.media import VideoReader
-from nst.io.video import open_video, open_writer
+from nst.io.video import VIDEO_SUFFIXES, open_video, open_writer
 from nst.metrics import evaluate_video, metric_criterion
 
 #: Output formats the writer makes; another input suffix (.avi) gets an mp4.
@@ -59,11 +60,16 @@ def side_by_side_path(output: Path) -> Path:
     return output.with_name(f"{output.stem}_side_by_side{output.suffix}")
 
 
-def job_settings(cfg: DictConfig, frames: int, passes: int) -> dict[str, Any]:
-    """What decides the finished frames; a resumed run must have the same (``video.max_frames`` may grow)."""
+def job_settings(cfg: DictConfig, frames: int, passes: int, identity: dict[str, Any]) -> dict[str, Any]:
+    """What decides the finished frames; a resumed run must have the same (``video.max_frames`` may grow).
+
+    ``identity``: the content's size and first-frame digest (:func:`~nst.gatys.video_store.content_identity`).
+    """
     video = {k: v for k, v in plain(cfg.video).items() if k not in _FREE_VIDEO_KEYS}
+    styles = style_paths(cfg.style)
     job = {
-        "content": str(Path(cfg.content).resolve()), "style": [str(p.resolve()) for p in style_paths(cfg.style)],
+        "content": str(Path(cfg.content).resolve()), **identity, "style": [str(p.resolve()) for p in styles],
+        "style_digest": style_digests(styles), "style_size": cfg.style.get("size"),
         "style_blend": plain(cfg.style.blend), "max_size": cfg.max_size, "init": cfg.init, "seed": cfg.seed,
         "iterations": cfg.iterations, "early_stop": plain(cfg.early_stop), "precision": cfg.precision,
         "loss": plain(cfg.loss), "optimizer": plain(cfg.optimizer), "vgg": plain(cfg.vgg), "flow": plain(cfg.flow),
@@ -72,6 +78,33 @@ def job_settings(cfg: DictConfig, frames: int, passes: int) -> dict[str, Any]:
     if passes > 1:  # backward passes number their files from the last frame: the count is part of the job
         job["frames"] = frames
     return job
+
+
+def check_video_settings(cfg: DictConfig) -> None:
+    """Refuse, in one line, the still-image settings that a video run would otherwise ignore."""
+    if cfg.preserve_color:
+        raise NSTError("preserve_color=true is not supported for videos yet; leave it false")
+    if cfg.pyramid.levels != 1 or cfg.pyramid.iterations is not None:
+        given = "null" if cfg.pyramid.iterations is None else plain(cfg.pyramid.iterations)
+        raise NSTError(f"pyramid.levels={cfg.pyramid.levels}, pyramid.iterations={given}: "
+                       "coarse to fine is not supported for videos yet; leave pyramid.levels=1, iterations=null")
+    if cfg.save_every:
+        raise NSTError(f"save_every={cfg.save_every} is not supported for videos yet; leave it 0")
+
+
+def check_outputs(cfg: DictConfig, outputs: list[Path], content: Path, run_dir: Path) -> None:
+    """Refuse, before any work, outputs that would write over the content, a style image or the run's own
+    frames, and frame folders holding files the frame writer did not make (unless ``overwrite=true``)."""
+    kept = [run_dir / "input", run_dir / "frames", run_dir / "passes"]
+    for output in outputs:
+        suffix = output.suffix.lower()
+        if suffix in IMAGE_SUFFIXES or (suffix in VIDEO_SUFFIXES and suffix not in _WRITABLE):
+            raise NSTError(f"cannot write the video to {output}: use .mp4, .mov, .mkv, .webm or .gif, or a folder "
+                           "name for numbered PNG frames")
+        folder = suffix not in _WRITABLE
+        refuse_overwriting(output, [content, *style_paths(cfg.style), *kept], folder=folder)
+        if folder:
+            check_frame_folder(output, cfg.overwrite)
 
 
 def resume_command(run_dir: Path) -> str:
@@ -88,11 +121,11 @@ def optimize_video(cfg: DictConfig) -> Path:
     """Stylize the video of ``cfg.content``; returns the output path. See the module docstring."""
     run_dir = Path(cfg.paths.output_dir)
     content = Path(cfg.content)
-    if cfg.preserve_color:
-        raise NSTError("preserve_color=true is not supported for videos yet; leave it false")
+    check_video_settings(cfg)
     v = cfg.video
     reader = open_video(content, v.start, v.max_frames, v.every, folder_fps=v.fps)
     output = output_path(cfg, content, run_dir)
+    check_outputs(cfg, [output, side_by_side_path(output)] if v.side_by_side else [output], content, run_dir)
     video = VideoSettings(v.method, v.first_frame_iterations, plain(v.long_term), v.passes, v.blend, cfg.init,
                           cfg.seed)
     settings = LoopSettings(
@@ -102,7 +135,7 @@ def optimize_video(cfg: DictConfig) -> Path:
     )
     size = working_size(reader.width, reader.height, cfg.max_size)
     metrics_flow(cfg.get("metrics_flow", "auto"), None)  # a wrong name fails now, not after every frame is done
-    resumed = check_job(run_dir, job_settings(cfg, reader.frame_count, video.pass_count))
+    resumed = check_job(run_dir, job_settings(cfg, reader.frame_count, video.pass_count, content_identity(reader)))
     save_run_info(cfg, run_dir)
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
@@ -110,8 +143,8 @@ def optimize_video(cfg: DictConfig) -> Path:
     style_size = cfg.style.get("size") or max(size)  # default: the frames' long side, as for stills
     style_images = load_style_images(style_paths(cfg.style), style_size)
     criterion = build_criterion(cfg).to(device)
-    inputs = InputFrames(reader, run_dir / "input", size)
-    store = PassFolders(run_dir, inputs.count, video.pass_count)
+    inputs = InputFrames(reader, run_dir / "input", size, cfg.overwrite)
+    store = PassFolders(run_dir, inputs.count, video.pass_count, cfg.overwrite)
     pass_index, step = store.resume_point()
     done = pass_index * inputs.count + step
     if resumed:
@@ -136,9 +169,9 @@ def optimize_video(cfg: DictConfig) -> Path:
     finally:
         flows.close()
     log.bar.close()
-    write_video(output, store, reader, v)
+    write_video(output, store, reader, v, overwrite=cfg.overwrite)
     if v.side_by_side:
-        write_video(side_by_side_path(output), store, reader, v, inputs)
+        write_video(side_by_side_path(output), store, reader, v, inputs, overwrite=cfg.overwrite)
     summary = closing_metrics(cfg, inputs, store, output, result.records, device) if v.metrics else {}
     log.finish(summary, output)
     per_frame = result.seconds / result.computed if result.computed else math.nan
@@ -149,12 +182,14 @@ def optimize_video(cfg: DictConfig) -> Path:
 
 
 def write_video(
-    output: Path, store: PassFolders, reader: VideoReader, v: DictConfig, inputs: InputFrames | None = None
+    output: Path, store: PassFolders, reader: VideoReader, v: DictConfig, inputs: InputFrames | None = None,
+    overwrite: bool = False,
 ) -> None:
     """The final frames (or, with ``inputs``, input | stylized side by side) at the input's fps, with its audio."""
     height, width = store.load(store.passes - 1, 0).shape[-2:]
     width = 2 * width if inputs is not None else width
-    with open_writer(output, reader.fps, width, height, audio_from=reader, audio=v.audio, crf=v.crf) as writer:
+    with open_writer(output, reader.fps, width, height, audio_from=reader, audio=v.audio, crf=v.crf,
+                     overwrite=overwrite) as writer:
         for t, frame in enumerate(store.output_frames()):
             writer.write(torch.cat([inputs.frame(t), frame], dim=-1) if inputs is not None else frame)
 

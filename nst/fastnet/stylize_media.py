@@ -18,6 +18,7 @@ from tqdm import tqdm
 from nst.errors import NSTError
 from nst.fastnet.engines import FrameEngine
 from nst.fastnet.video_inference import scaled_size, stylize_video
+from nst.io.files import refuse_overwriting
 from nst.io.image import IMAGE_SUFFIXES, open_rgb, resize_long_side, save_image
 from nst.io.media import array_to_tensor
 from nst.io.video import VIDEO_SUFFIXES, open_video, open_writer
@@ -74,9 +75,18 @@ def plan_jobs(source: str | os.PathLike, output: str | os.PathLike) -> list[Job]
 
     An image or video file goes to ``output`` if that names a file of its kind, else into the folder ``output``
     under its own name. A folder goes file by file (images and videos, recursively, names kept) into the folder
-    ``output``, unless ``output`` names a video file: then the folder is read as one video of frames.
+    ``output``, unless ``output`` names a video file: then the folder is read as one video of frames. An output
+    that is its input, or a folder of outputs inside the input folder, is refused.
     """
-    source, output = Path(source), Path(output)
+    jobs = _plan(Path(source), Path(output))
+    if Path(source).is_dir() and Path(output).suffix.lower() not in WRITABLE_VIDEO:
+        refuse_overwriting(output, [source], folder=True)
+    for job in jobs:
+        refuse_overwriting(job.target, [job.source])
+    return jobs
+
+
+def _plan(source: Path, output: Path) -> list[Job]:
     if source.is_dir():
         if output.suffix.lower() in WRITABLE_VIDEO:
             return [Job(source, output, True)]
@@ -153,6 +163,8 @@ def run_jobs(engine: FrameEngine, jobs: list[Job], settings: InferSettings, tota
     """Run ``jobs`` in order with one progress bar (frames, frames/s); returns what was done."""
     for job in jobs:
         check_output(job.target)
+        if job.video and settings.side_by_side:
+            refuse_overwriting(side_by_side_path(job.target), [j.source for j in jobs])
     summary = Summary()
     start = time.perf_counter()
     with tqdm(total=total, unit="frame", desc="stylizing", dynamic_ncols=True, disable=total == 1) as bar:

@@ -7,7 +7,8 @@ Run folder layout:
   resumed run sees exactly the content the first run saw.
 * ``frames/``: the stylized frames of the last (forward) pass, one PNG per frame, each written atomically.
 * ``passes/<k>_<forward|backward>/``: earlier passes of ``video.passes > 1``, named by processing step.
-* ``video_job.json``: the settings that decide the frames; a rerun with other settings is refused.
+* ``video_job.json``: the settings that decide the frames, the content's size and a digest of its first frame;
+  a rerun with other settings or other content is refused, and so is a folder holding frames but no job file.
 
 Stylized frames are kept as the PNGs hold them (8 bits per channel) also in memory, so a resumed run and an
 uninterrupted one compute the same temporal terms.
@@ -15,6 +16,7 @@ uninterrupted one compute the same temporal terms.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -27,7 +29,7 @@ import torch.nn.functional as F
 
 from nst.errors import NSTError
 from nst.gatys.temporal import pass_directions
-from nst.io.files import atomic_path
+from nst.io.files import atomic_path, file_digest
 from nst.io.frames import FRAME_NAME, FrameFolderWriter, finished_frames
 from nst.io.image import MIN_SIDE, load_image
 from nst.io.media import VideoReader
@@ -64,10 +66,10 @@ class InputFrames:
     resume decodes nothing it already stored. Thread-safe: the flow worker and the loop both read frames.
     """
 
-    def __init__(self, reader: VideoReader, folder: str | os.PathLike, size: tuple[int, int]):
+    def __init__(self, reader: VideoReader, folder: str | os.PathLike, size: tuple[int, int], overwrite: bool = False):
         if reader.frame_count is None:
             raise NSTError(f"{reader.path}: the number of frames is unknown; re-encode it as mp4")
-        self.reader, self.folder, self.size = reader, Path(folder), size
+        self.reader, self.folder, self.size, self.overwrite = reader, Path(folder), size, overwrite
         self.count = int(reader.frame_count)
         self._stored = min(len(finished_frames(self.folder)), self.count)
         self._frames: Iterator[torch.Tensor] | None = None
@@ -91,7 +93,8 @@ class InputFrames:
             self._frames = iter(self.reader)
             for _ in range(self._stored):
                 next(self._frames)
-            self._writer = FrameFolderWriter(self.folder, self._stored, width=self.size[1], height=self.size[0])
+            self._writer = FrameFolderWriter(self.folder, self._stored, width=self.size[1], height=self.size[0],
+                                             overwrite=self.overwrite)
         frame = next(self._frames)
         if tuple(frame.shape[-2:]) != self.size:
             frame = F.interpolate(frame, size=self.size, mode="bilinear", antialias=True, align_corners=False)
@@ -102,8 +105,9 @@ class InputFrames:
 class PassFolders:
     """The stylized frames of each pass on disk: where they live, which are finished, where to resume."""
 
-    def __init__(self, run_dir: str | os.PathLike, frames: int, passes: int = 1):
+    def __init__(self, run_dir: str | os.PathLike, frames: int, passes: int = 1, overwrite: bool = False):
         self.run_dir, self.frames, self.passes = Path(run_dir), int(frames), int(passes)
+        self.overwrite = overwrite
         self.directions = pass_directions(self.passes)
 
     def folder(self, k: int) -> Path:
@@ -135,19 +139,40 @@ class PassFolders:
 
     def writer(self, k: int, start_step: int, fps: float, size: tuple[int, int]) -> FrameFolderWriter:
         """A writer of pass ``k`` from ``start_step`` on (it removes stale frames from there on)."""
-        return FrameFolderWriter(self.folder(k), start_step, fps=fps, width=size[1], height=size[0])
+        return FrameFolderWriter(self.folder(k), start_step, fps=fps, width=size[1], height=size[0],
+                                 overwrite=self.overwrite)
 
     def output_frames(self) -> Iterator[torch.Tensor]:
         """The final frames in order, read one at a time."""
         return (self.load(self.passes - 1, t) for t in range(self.frames))
 
 
-def check_job(run_dir: str | os.PathLike, job: Mapping[str, Any]) -> bool:
+def content_identity(reader: VideoReader) -> dict[str, Any]:
+    """What tells one content from another: its size (width, height, and bytes for a file) and a digest of its
+    first selected frame's pixels. A job keyed on these is not resumed on a re-encoded or replaced video."""
+    first = next(iter(reader.arrays()), None)
+    digest = hashlib.sha256(first.tobytes()).hexdigest() if first is not None else None
+    path = Path(reader.path)
+    return {"content_size": [reader.width, reader.height],
+            "content_bytes": path.stat().st_size if path.is_file() else None, "content_digest": digest}
+
+
+def style_digests(paths: list[Path]) -> list[str]:
+    """A digest of each style image file, so that a job is not resumed after a style image changed."""
+    try:
+        return [file_digest(p) for p in paths]
+    except OSError as exc:
+        raise NSTError(f"cannot read style image: {exc}; check style.image") from exc
+
+
+def check_job(run_dir: str | os.PathLike, job: Mapping[str, Any], kept: tuple[str, ...] = ("input", "frames", "passes"),
+              name: str = JOB_FILE) -> bool:
     """Record ``job`` in the run folder, or compare it with the one recorded; True when resuming.
 
-    A run folder holding frames of other settings is refused with one line, instead of mixing two jobs.
+    A run folder holding results of other settings is refused with one line, instead of mixing two jobs; so is
+    one holding results (any of ``kept``, its files or folders) but no job file, whose settings are unknown.
     """
-    path = Path(run_dir) / JOB_FILE
+    path = Path(run_dir) / name
     job = json.loads(json.dumps(dict(job)))  # plain JSON types, as read back
     if path.is_file():
         try:
@@ -157,11 +182,19 @@ def check_job(run_dir: str | os.PathLike, job: Mapping[str, Any]) -> bool:
         if recorded is not None and recorded != job:
             keys = sorted(k for k in set(job) | set(recorded) if job.get(k) != recorded.get(k))
             raise NSTError(
-                f"{path.parent} holds frames made with other settings ({', '.join(keys)} differ); "
+                f"{path.parent} holds results made with other settings ({', '.join(keys)} differ); "
                 "use another hydra.run.dir, or delete that folder to start again"
             )
         if recorded is not None:
             return True
+    elif any(_holds_files(Path(run_dir) / k) for k in kept):
+        raise NSTError(f"{path.parent} holds results but no {name} telling how they were made; use another "
+                       "hydra.run.dir, or delete that folder to start again")
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(job, indent=2, sort_keys=True) + "\n")
     return False
+
+
+def _holds_files(path: Path) -> bool:
+    """A file, or a folder with a file somewhere inside."""
+    return path.is_file() or (path.is_dir() and any(p.is_file() for p in path.rglob("*")))

@@ -1,12 +1,16 @@
-"""Atomic file writes: an output appears complete under its final name, or not at all."""
+"""Atomic file writes (an output appears complete under its final name, or not at all), and outputs that
+would write over an input, refused."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+
+from nst.errors import NSTError
 
 
 @contextlib.contextmanager
@@ -32,3 +36,31 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def refuse_overwriting(output: str | os.PathLike, inputs: Iterable[str | os.PathLike], *, folder: bool = False) -> None:
+    """Raise NSTError when writing ``output`` would write over one of ``inputs``.
+
+    Paths are compared resolved (symlinks, ``..``) and, when both exist, as files (hard links, case-insensitive
+    file systems). With ``folder=True``, ``output`` is a folder to write into: it may neither be an input nor lie
+    inside an input folder.
+    """
+    target = Path(output).expanduser().resolve()
+    for source in inputs:
+        src = Path(source).expanduser().resolve()
+        same = target == src or (target.exists() and src.exists() and os.path.samefile(target, src))
+        if same:
+            raise NSTError(f"output {output} is the input {source}: writing it would destroy the input; "
+                           "choose another output")
+        if folder and src.is_dir() and target.is_relative_to(src):
+            raise NSTError(f"output folder {output} is inside the input folder {source}: the outputs would mix "
+                           "with the inputs; choose a folder outside it")
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, in hex: what a file holds, whatever its name or time stamp."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

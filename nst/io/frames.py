@@ -2,7 +2,7 @@
 
 A frame folder is the simplest video: no codec, lossless, resumable. The writer saves each frame
 atomically, so a run stopped halfway keeps its finished frames and :func:`finished_frames` tells a
-resumed run where to start.
+resumed run where to start. It lists what it wrote in the folder's manifest and never touches other files.
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from nst.io.media import VideoReader, VideoWriter
 FOLDER_FPS = 25.0
 FRAME_NAME = "frame_{:06d}.png"
 _FRAME_RE = re.compile(r"frame_(\d{6})\.png")
+#: The list of frames :class:`FrameFolderWriter` wrote into a folder, one name a line: the only files it ever
+#: replaces or removes, and the only frames a resumed run trusts.
+MANIFEST = ".nst_frames"
+_MANIFEST_HEADER = "# frames written by nst; only these are replaced or removed by a later run\n"
 _PNG_COMPRESS_LEVEL = 3  # about 2x faster than Pillow's default 6 for ~10% larger files
 _TRANSPOSED_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
@@ -102,16 +106,30 @@ class FrameFolderReader(VideoReader):
             yield np.asarray(open_rgb(file))
 
 
+def written_frames(folder: str | os.PathLike) -> set[str]:
+    """The frame names :class:`FrameFolderWriter` recorded in ``folder``'s manifest; empty without one."""
+    path = Path(folder) / MANIFEST
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return set()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise NSTError(f"cannot read {path}: {exc}; delete that folder or choose another output") from exc
+    return {line for line in lines if _FRAME_RE.fullmatch(line)}
+
+
 def finished_frames(folder: str | os.PathLike) -> list[Path]:
     """The finished frames ``frame_000000.png, frame_000001.png, ...`` of an output folder, up to the first gap.
 
-    Its length is the index a resumed run starts from (``FrameFolderWriter(folder, start_index=len(...))``):
-    frames are renamed into place only when complete, so every listed file is whole.
+    Only frames the writer recorded in the folder's manifest count: a folder of frames made by anything else
+    has none. Its length is the index a resumed run starts from (``FrameFolderWriter(folder,
+    start_index=len(...))``): frames are renamed into place only when complete, so every listed file is whole.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    indices = {int(m.group(1)) for p in folder.iterdir() if (m := _FRAME_RE.fullmatch(p.name))}
+    ours = written_frames(folder)
+    indices = {int(m.group(1)) for p in folder.iterdir() if p.name in ours and (m := _FRAME_RE.fullmatch(p.name))}
     count = 0
     while count in indices:
         count += 1
@@ -129,32 +147,73 @@ def check_writable_folder(folder: Path) -> None:
         raise NSTError(f"cannot write output {folder}: {parent} is not a writable folder; choose another output")
 
 
+def is_foreign_folder(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds files but no manifest: a folder the frame writer did not make."""
+    folder = Path(folder)
+    return folder.is_dir() and not (folder / MANIFEST).is_file() and any(folder.iterdir())
+
+
+def check_frame_folder(folder: str | os.PathLike, overwrite: bool = False) -> None:
+    """Raise NSTError unless frames may be written into ``folder``: new, empty, or made by the frame writer.
+
+    ``overwrite=True`` allows a non-empty folder of other origin; its numbered frames are then replaced.
+    """
+    folder = Path(folder)
+    check_writable_folder(folder)
+    if not overwrite and is_foreign_folder(folder):
+        raise NSTError(f"output folder {folder} is not empty and its files were not written by nst; choose a new "
+                       "or empty folder, or set overwrite=true to replace its frame_NNNNNN.png files")
+
+
 class FrameFolderWriter(VideoWriter):
     """Writes ``frame_000000.png, frame_000001.png, ...`` into a folder, each frame atomically.
 
-    ``start_index`` numbers the first frame (resume with ``len(finished_frames(folder))``); the folder is
-    created on the first frame, and numbered frames from ``start_index`` on left by an earlier run are removed
-    then, so the folder never mixes two runs. Width and height are taken from the first frame when not given.
+    The folder keeps a manifest (:data:`MANIFEST`) of the frames written into it, and the writer replaces or
+    removes only those: a non-empty folder it did not make is refused unless ``overwrite`` is set (then every
+    numbered frame from ``start_index`` on is removed). ``start_index`` numbers the first frame (resume with
+    ``len(finished_frames(folder))``); the folder is created on the first frame, and recorded frames from
+    ``start_index`` on left by an earlier run are removed then, so the folder never mixes two runs. Width and
+    height are taken from the first frame when not given.
     """
 
     def __init__(
         self, folder: str | os.PathLike, start_index: int = 0, *, fps: float = FOLDER_FPS,
-        width: int | None = None, height: int | None = None,
+        width: int | None = None, height: int | None = None, overwrite: bool = False,
     ) -> None:
         self.path = Path(folder)
-        check_writable_folder(self.path)
+        check_frame_folder(self.path, overwrite)
         self.start_index = start_index
         self.fps = fps
         self.width, self.height = width, height
+        self.overwrite = overwrite
         self.frames_written = 0
+        self._ours: set[str] = set()
+
+    def _start(self) -> None:
+        """Before the first frame: make the folder and its manifest, remove stale frames of earlier runs."""
+        foreign = is_foreign_folder(self.path)
+        if foreign and not self.overwrite:  # a file appeared since the writer was made
+            check_frame_folder(self.path)
+        self._ours = set() if foreign else written_frames(self.path)
+        stale = {p.name for p in self.path.iterdir() if (m := _FRAME_RE.fullmatch(p.name))
+                 and int(m.group(1)) >= self.start_index} if self.path.is_dir() else set()
+        for name in stale if foreign or self.overwrite else stale & self._ours:
+            (self.path / name).unlink(missing_ok=True)
+        self._ours -= stale
+        with atomic_path(self.path / MANIFEST) as tmp:
+            tmp.write_text(_MANIFEST_HEADER + "".join(f"{name}\n" for name in sorted(self._ours)))
 
     def _write_array(self, array: np.ndarray) -> None:
         target = self.path / FRAME_NAME.format(self.start_index + self.frames_written)
         try:
-            if self.frames_written == 0 and self.path.is_dir():
-                for old in self.path.iterdir():
-                    if (m := _FRAME_RE.fullmatch(old.name)) and int(m.group(1)) >= self.start_index:
-                        old.unlink()
+            if self.frames_written == 0:
+                self._start()
+            if target.exists() and target.name not in self._ours and not self.overwrite:
+                raise NSTError(f"{target} was not written by nst and would be replaced; move it away, or set "
+                               "overwrite=true")
+            with open(self.path / MANIFEST, "a") as manifest:  # recorded first: a crash leaves no unlisted frame
+                manifest.write(f"{target.name}\n")
+            self._ours.add(target.name)
             with atomic_path(target) as tmp:
                 Image.fromarray(array).save(tmp, format="PNG", compress_level=_PNG_COMPRESS_LEVEL)
         except OSError as exc:

@@ -63,13 +63,14 @@ def open_video(
 
 def open_writer(
     path: str | os.PathLike, fps: float, width: int, height: int, *, audio_from: VideoReader | None = None,
-    audio: bool = True, crf: int = 18, preset: str = DEFAULT_PRESET,
+    audio: bool = True, crf: int = 18, preset: str = DEFAULT_PRESET, overwrite: bool = False,
 ) -> VideoWriter:
     """A writer chosen by the output path; use it as a context manager (the output appears complete or not at all).
 
     ``.mp4 .mov .mkv .m4v``: H.264 (libx264, ``crf``, ``preset``); ``.webm``: VP9 (``crf``); ``.gif``: GIF at
     ``fps``; any other path: a folder of ``frame_000000.png, ...``. With ``audio_from`` (and ``audio=True``) the
     audio of that reader's source, cut to the written frames, goes into video files (not into GIFs or folders).
+    A folder is refused when it holds files the frame writer did not make, unless ``overwrite``.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -87,7 +88,7 @@ def open_writer(
         raise NSTError(
             f"cannot write {path}: use .mp4, .mov, .mkv, .webm or .gif, or a folder name for numbered PNG frames"
         )
-    return FrameFolderWriter(path, fps=fps, width=width, height=height)
+    return FrameFolderWriter(path, fps=fps, width=width, height=height, overwrite=overwrite)
 
 
 def _av_error(path: Path, exc: Exception) -> NSTError:

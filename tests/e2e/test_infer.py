@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import torch
 from nst.fastnet.export import export_weights, load_exported
 from nst.fastnet.transformer_net import TransformerNet
 from nst.io.video import open_video
+from tests.helpers import load_entry, make_image
 from tests.io.helpers import audio_seconds, write_clip
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,3 +68,29 @@ def test_errors_are_one_line_and_leave_no_output(tmp_path: Path, weights: Path, 
         assert run.stderr.strip().startswith("error: ") and words in run.stderr
         assert "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
         assert not (tmp_path / "out.mp4").exists()
+
+
+def test_an_output_over_its_input_is_one_error_line_and_the_input_kept(tmp_path: Path, weights: Path, monkeypatch,
+                                                                       capsys) -> None:
+    entry = load_entry("infer").main
+    (tmp_path / "in").mkdir()
+    clip = write_clip(tmp_path / "in" / "clip_side_by_side.mp4", frames=2, audio=False)
+    photo = make_image(tmp_path / "in" / "photo.png")
+    folder = tmp_path / "in"
+    before = {p: p.read_bytes() for p in (clip, photo)}
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    for args, line in [
+        ([f"input={clip}", f"output={clip}"], f"output {clip} is the input {clip}"),
+        ([f"input={photo}", f"output={photo}"], f"output {photo} is the input {photo}"),
+        ([f"input={folder}", f"output={folder}"], f"output {folder} is the input {folder}"),
+        ([f"input={folder}", f"output={folder / 'styled'}"],
+         f"output folder {folder / 'styled'} is inside the input folder {folder}"),
+        ([f"input={clip}", f"output={folder / 'clip.mp4'}", "side_by_side=true"], f"output {clip} is the input {clip}"),
+    ]:
+        monkeypatch.setattr(sys, "argv", ["infer.py", f"weights={weights}", *args, f"hydra.run.dir={tmp_path / 'run'}"])
+        with pytest.raises(SystemExit) as exc:
+            entry()
+        err = capsys.readouterr().err
+        assert exc.value.code == 1 and err.startswith(f"error: {line}") and len(err.strip().splitlines()) == 1
+    assert {p: p.read_bytes() for p in (clip, photo)} == before
+    assert sorted(p.name for p in folder.iterdir()) == ["clip_side_by_side.mp4", "photo.png"]

@@ -19,7 +19,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from tests.helpers import item_key, load_entry, wandb_records
+from tests.helpers import item_key, load_entry, make_image, wandb_records
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMES = ["loss/content", "loss/style", "loss/tv", "loss/total"]
@@ -236,6 +236,23 @@ def test_bf16_on_a_cpu_without_native_bf16_is_refused(entry, monkeypatch, capsys
 def test_too_many_pyramid_levels_for_the_content(entry, monkeypatch, capsys, tmp_path: Path) -> None:
     line = _fails(entry, monkeypatch, capsys, tmp_path, ["pyramid.levels=3", "pyramid.iterations=[1,1,1]"])
     assert "pyramid.levels=3 makes the coarsest level 16x11 for a 64x43 image" in line and "fewer levels" in line
+
+
+def test_an_output_that_is_an_input_is_refused_and_the_input_kept(entry, monkeypatch, capsys, tmp_path: Path) -> None:
+    photo = make_image(tmp_path / "photo.png")
+    style = make_image(tmp_path / "style.png", seed=1)
+    before = photo.read_bytes(), style.read_bytes()
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    for output, refused in ((photo, photo), (tmp_path / "." / "style.png", style)):
+        argv = ["optimize.py", *SMALL, f"content={photo}", f"style.image={style}", f"output={output}",
+                f"hydra.run.dir={tmp_path / 'run'}"]
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit):
+            entry()
+        err = capsys.readouterr().err
+        assert err.strip() == f"error: output {output} is the input {refused}: writing it would destroy the input; " \
+                              "choose another output"
+    assert (photo.read_bytes(), style.read_bytes()) == before
 
 
 # --- in-process runs that succeed ---

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from nst.io.frames import FrameFolderWriter, finished_frames
 from nst.io.video import open_video
 from tests.clips import moving_square_clip
-from tests.helpers import load_entry, wandb_history
-from tests.io.helpers import audio_seconds, write_clip, write_gif
+from tests.helpers import load_entry, make_image, wandb_history
+from tests.io.helpers import audio_seconds, frame_image, write_clip, write_gif
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["vgg.weights=random", "loss.style_weight=1e9", "max_size=64", "logger=none", "iterations=2",
@@ -162,3 +164,70 @@ def test_a_run_folder_of_other_settings_is_refused(entry, media, monkeypatch, ca
     line = _fails(entry, monkeypatch, capsys, tmp_path, f"content={media['gif']}", "video.method=temporal",
                   "video.max_frames=2")
     assert "other settings (video differ)" in line
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+
+
+def test_outputs_over_the_input_or_foreign_frames_are_refused_and_nothing_is_lost(entry, media, monkeypatch, capsys,
+                                                                                  tmp_path) -> None:
+    clip, folder = Path(shutil.copy(media["mp4"], tmp_path / "clip.mp4")), tmp_path / "frames"
+    shutil.copytree(media["folder"], folder)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    make_image(mine / "frame_000000.png")
+    (mine / "notes.txt").write_text("keep me")
+    pair = Path(shutil.copy(clip, tmp_path / "clip_side_by_side.mp4"))
+    before = {p: _snapshot(p) for p in (tmp_path, folder, mine)}
+    run = tmp_path / "run"
+    line = _fails(entry, monkeypatch, capsys, run, f"content={clip}", f"output={clip}")
+    assert line == f"error: output {clip} is the input {clip}: writing it would destroy the input; choose another " \
+                   "output"
+    line = _fails(entry, monkeypatch, capsys, run, f"content={folder}", f"output={folder}")
+    assert line.startswith(f"error: output {folder} is the input {folder}")
+    line = _fails(entry, monkeypatch, capsys, run, f"content={folder}", f"output={folder / 'styled'}")
+    assert line.startswith(f"error: output folder {folder / 'styled'} is inside the input folder {folder}")
+    line = _fails(entry, monkeypatch, capsys, run, f"content={clip}", f"output={mine}")
+    assert line == (f"error: output folder {mine} is not empty and its files were not written by nst; choose a new "
+                    "or empty folder, or set overwrite=true to replace its frame_NNNNNN.png files")
+    line = _fails(entry, monkeypatch, capsys, run, f"content={pair}", f"output={clip}", "video.side_by_side=true")
+    assert line.startswith(f"error: output {pair} is the input {pair}")
+    assert {p: _snapshot(p) for p in (tmp_path, folder, mine)} == before
+    assert not (run / "input").exists() and not (run / "video_job.json").exists()
+
+    optimize(entry, monkeypatch, run, f"content={clip}", f"output={mine}", "overwrite=true", "video.method=naive",
+             "video.max_frames=2")
+    assert sorted(_snapshot(mine)) == [".nst_frames", "frame_000000.png", "frame_000001.png", "notes.txt"]
+    assert (mine / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["pyramid.levels=2"], "pyramid.levels=2, pyramid.iterations=null: coarse to fine is not supported for videos"),
+    (["pyramid.iterations=5"], "pyramid.levels=1, pyramid.iterations=5: coarse to fine is not supported for videos"),
+    (["save_every=3"], "save_every=3 is not supported for videos yet; leave it 0"),
+])
+def test_still_image_settings_a_video_would_ignore_are_refused(entry, media, monkeypatch, capsys, tmp_path, args,
+                                                               words) -> None:
+    line = _fails(entry, monkeypatch, capsys, tmp_path, f"content={media['gif']}", *args)
+    assert line.startswith(f"error: {words}")
+    assert not (tmp_path / "input").exists()
+
+
+def test_a_run_resumes_only_the_same_settings_and_the_same_content(entry, media, monkeypatch, capsys, tmp_path) -> None:
+    clip, run = Path(shutil.copy(media["gif"], tmp_path / "anim.gif")), tmp_path / "run"
+    args = (f"content={clip}", "video.method=naive", "video.max_frames=2")
+    optimize(entry, monkeypatch, run, *args)
+    frames = _snapshot(run / "frames")
+    line = _fails(entry, monkeypatch, capsys, run, *args, "style.size=40")
+    assert line == (f"error: {run} holds results made with other settings (style_size differ); use another "
+                    "hydra.run.dir, or delete that folder to start again")
+    other = [Image.fromarray(frame_image(i + 5)) for i in range(4)]  # the same size, other pictures
+    other[0].save(clip, save_all=True, append_images=other[1:], duration=[100] * 4, loop=0)
+    assert "content_digest" in _fails(entry, monkeypatch, capsys, run, *args)
+    shutil.copy(media["gif"], clip)
+    (run / "video_job.json").unlink()
+    line = _fails(entry, monkeypatch, capsys, run, *args)
+    assert line == (f"error: {run} holds results but no video_job.json telling how they were made; use another "
+                    "hydra.run.dir, or delete that folder to start again")
+    assert _snapshot(run / "frames") == frames

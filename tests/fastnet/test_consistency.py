@@ -39,13 +39,16 @@ class Flicker(nn.Module):
         return (x + offset + self.anchor).clamp(0, 1)
 
 
-@pytest.fixture(scope="module")
-def square_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("clip") / "frames"
+def _clip_folder(folder: Path, frames: list[torch.Tensor]) -> Path:
     with open_writer(folder, fps=10, width=64, height=48) as writer:
-        for frame in moving_square_clip(5, 48, 64, step=2):
+        for frame in frames:
             writer.write(frame)
     return folder
+
+
+@pytest.fixture(scope="module")
+def square_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _clip_folder(tmp_path_factory.mktemp("clip") / "frames", moving_square_clip(5, 48, 64, step=2))
 
 
 def probe(clip: Path, **kwargs) -> ConsistencyProbe:
@@ -66,7 +69,18 @@ def test_identity_scores_the_input_and_flicker_scores_higher(square_clip: Path) 
     assert flickering["val/warp_error"] > 10 * exact["val/warp_error"] + 1e-4
     # the reference is the input's own E_warp, whatever the network does
     assert flickering["val/warp_error_input"] == exact["val/warp_error_input"]
-    assert len(flicker(moving_square_clip(2, 8, 8, step=0))) == 2  # the shared clip helpers stay importable
+
+
+def test_the_reference_is_the_clips_own_warp_error(square_clip: Path, tmp_path: Path) -> None:
+    """A clip that flickers by itself scores a higher input E_warp, and the identity still matches it."""
+    flickering = _clip_folder(tmp_path / "flicker", flicker(moving_square_clip(5, 48, 64, step=2), 0.1, seed=1))
+    style = [torch.rand(1, 3, 40, 50, generator=torch.Generator().manual_seed(0))]
+    identity = nn.Conv2d(3, 3, 1, bias=False)
+    nn.init.dirac_(identity.weight)
+    steady = probe(square_clip, max_frames=3, size=48).measure(identity, style)
+    jittery = probe(flickering, max_frames=3, size=48).measure(identity, style)
+    assert jittery["val/warp_error_input"] > 5 * steady["val/warp_error_input"] + 1e-4
+    assert jittery["val/warp_error"] == pytest.approx(jittery["val/warp_error_input"], rel=1e-5, abs=1e-9)
 
 
 def test_the_distances_use_the_runs_encoder_a_vgg16_too(square_clip: Path, vgg16_weights: Path, capsys) -> None:

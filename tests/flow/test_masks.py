@@ -44,13 +44,51 @@ def test_motion_boundaries_at_a_flow_edge_only() -> None:
     assert not motion_boundaries(torch.full((2, 2, 16, 20), 3.0)).any()
 
 
-def test_reliability_mask_is_binary_weights_and_all_ones_for_a_static_pair() -> None:
+def test_motion_boundary_constants_are_ruders() -> None:
+    """|grad u|^2 + |grad v|^2 > 0.01 |w|^2 + 0.002 (Ruder et al. 2016) on flow ramps of known gradient."""
+    x = torch.arange(32.0)
+    ramp = torch.zeros(1, 2, 8, 32)
+    ramp[:, 0] = 0.1 * x  # |grad|^2 = 0.01 everywhere; 0.01 |w|^2 + 0.002 passes 0.01 between x = 8 and 9
+    assert motion_boundaries(ramp)[0, 0, 0].tolist() == (x <= 8).tolist()  # 0.2 or 0.02 |w|^2 would move it
+    gentle = torch.zeros(1, 2, 8, 32)
+    gentle[:, 1] = 0.04 * x  # the same along v: |grad|^2 = 0.0016 < 0.002, nowhere a boundary
+    assert not motion_boundaries(gentle).any()
+    steeper = torch.zeros(1, 2, 8, 32)
+    steeper[:, 1] = 0.05 * x  # |grad|^2 = 0.0025: above 0.002 only where |w|^2 < 0.05, x <= 4
+    assert motion_boundaries(steeper)[0, 0, 0].tolist() == (x <= 4).tolist()
+
+
+def test_forward_backward_check_constants_are_ruders() -> None:
+    """|w_f + w_b|^2 > 0.01 (|w_f|^2 + |w_b|^2) + 0.5 (Ruder et al. 2016) on uniform flows."""
+
+    def occluded(backward: float, forward: float) -> bool:
+        flow_ts, flow_st = torch.zeros(1, 2, 6, 8), torch.zeros(1, 2, 6, 8)
+        flow_ts[:, 0], flow_st[:, 0] = backward, forward
+        result = occlusions(flow_ts, flow_st)
+        assert result.all() or not result.any()
+        return bool(result.all())
+
+    assert not occluded(0.0, 0.6)  # 0.36 < 0.5036
+    assert occluded(0.0, 0.8)  # 0.64 > 0.5064: an additive term of 1 would miss it
+    assert not occluded(10.0, -8.8)  # 1.44 < 0.01 * 177.44 + 0.5 = 2.27: a factor of 0.005 would mark it
+    assert occluded(10.0, -8.4)  # 2.56 > 0.01 * 170.56 + 0.5 = 2.21: a factor of 0.02 would miss it
+
+
+def test_reliability_mask_is_zero_at_disocclusions_boundaries_and_out_of_frame_only() -> None:
     zero = torch.zeros(2, 2, 12, 14)
     mask = reliability_mask(zero, zero)
     assert mask.shape == (2, 1, 12, 14) and mask.dtype == torch.float32 and bool((mask == 1).all())
-    flows = torch.randn(2, 2, 12, 14) * 3
-    mask = reliability_mask(flows, torch.randn(2, 2, 12, 14))
-    assert set(mask.unique().tolist()) <= {0.0, 1.0} and mask.min() == 0
+    mask = reliability_mask(square_flows(2, 1, H, W, STEP), square_flows(1, 2, H, W, STEP))
+    assert set(mask.unique().tolist()) == {0.0, 1.0}
+    assert not mask[_strip(2)].any()  # disoccluded
+    top, left, side = square_box(2, H, W, STEP)
+    assert mask[..., top + 2 : top + side - 2, left + 2 : left + side - 2].all()  # inside the moving square
+    assert mask[..., : top - 2, :].all() and mask[..., top + side + 2 :, :].all()  # static background
+    assert not mask[..., top + 2 : top + side - 2, left].any()  # the square's edge: a motion boundary
+    shift = torch.zeros(1, 2, 12, 14)
+    shift[:, 0] = 3.5  # pixels x > 9.5 land beyond the last column
+    mask = reliability_mask(shift, -shift)
+    assert mask[..., :9].all() and not mask[..., 11:].any()
 
 
 def test_long_term_masks_follow_ruder_and_never_sum_above_one() -> None:

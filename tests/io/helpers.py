@@ -110,5 +110,8 @@ def audio_seconds(path: Path) -> float:
 
 
 def leftovers(folder: Path) -> list[str]:
-    """The hidden files of ``folder``: the temporary files a writer must never leave behind."""
-    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+    """The hidden files of ``folder`` but a frame folder's manifest: the temporary files a writer must never leave
+    behind."""
+    from nst.io.frames import MANIFEST
+
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith(".") and p.name != MANIFEST)

@@ -1,4 +1,5 @@
-"""Frame folders: natural order, one size, lossless round trip, atomic frames, resuming."""
+"""Frame folders: natural order, one size, lossless round trip, atomic frames, resuming, and a writer that
+replaces or removes only the frames it wrote itself."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import torch
 from PIL import Image
 
 from nst.errors import NSTError
-from nst.io.frames import FrameFolderWriter, finished_frames, natural_key
+from nst.io.frames import MANIFEST, FrameFolderWriter, finished_frames, natural_key
 from nst.io.image import load_image
 from nst.io.video import is_video, open_video, open_writer
 from tests.io.helpers import frame_image, frame_index, leftovers
@@ -55,7 +56,7 @@ def test_folder_to_folder_round_trip_is_lossless_and_in_order(tmp_path: Path) ->
         with open_writer(out, reader.fps, reader.width, reader.height) as writer:
             for frame in reader:
                 writer.write(frame)
-    assert sorted(p.name for p in out.iterdir()) == [f"frame_{i:06d}.png" for i in range(4)]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST] + [f"frame_{i:06d}.png" for i in range(4)]
     with open_video(out) as reader:
         back = list(reader.arrays())
     assert [frame_index(a) for a in back] == [1, 3, 5, 7]
@@ -108,18 +109,58 @@ def test_stopped_run_keeps_finished_frames_and_resumes(tmp_path: Path) -> None:
         assert [frame_index(a) for a in reader.arrays()] == [0, 1, 2, 3, 4]
 
 
-def test_finished_frames_stop_at_the_first_gap(tmp_path: Path) -> None:
+def test_finished_frames_stop_at_the_first_gap_and_count_only_the_writers_own(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    make_folder(out, ["frame_000000.png", "frame_000001.png", "frame_000003.png", "other.png"])
+    with FrameFolderWriter(out) as writer:
+        for i in range(4):
+            writer.write(frame_image(i))
+    (out / "frame_000002.png").unlink()
     assert len(finished_frames(out)) == 2
     assert finished_frames(tmp_path / "missing") == []
+    foreign = make_folder(tmp_path / "foreign", ["frame_000000.png", "frame_000001.png"])
+    assert finished_frames(foreign) == []  # frames nst did not write are never resumed from
 
 
-def test_a_new_run_replaces_the_frames_of_an_old_one(tmp_path: Path) -> None:
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_folder_the_writer_did_not_make_is_refused_and_kept(tmp_path: Path) -> None:
+    out = make_folder(tmp_path / "out", [f"frame_{i:06d}.png" for i in range(3)] + ["holiday.png"])
+    before = _snapshot(out)
+    with pytest.raises(NSTError, match="not empty and its files were not written by nst") as exc:
+        open_writer(out, 25, 64, 48)
+    assert "\n" not in str(exc.value) and "overwrite=true" in str(exc.value)
+    assert _snapshot(out) == before
+
+
+def test_overwrite_replaces_the_numbered_frames_of_a_foreign_folder_and_keeps_the_rest(tmp_path: Path) -> None:
     out = make_folder(tmp_path / "out", [f"frame_{i:06d}.png" for i in range(6)] + ["keep.txt.png"])
+    with open_writer(out, 25, 64, 48, overwrite=True) as writer:
+        writer.write(np.stack([frame_image(7), frame_image(8)]))
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "frame_000000.png", "frame_000001.png", "keep.txt.png"]
+    with open_video(out) as reader:
+        assert [frame_index(a) for a in reader.arrays()] == [7, 8, 6]  # keep.txt.png (frame 6) is untouched
+
+
+def test_a_new_run_removes_only_the_frames_the_writer_wrote(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with open_writer(out, 25, 64, 48) as writer:
+        writer.write(np.stack([frame_image(i) for i in range(6)]))
+    foreign = make_folder(tmp_path / "elsewhere", ["x.png"])
+    (foreign / "x.png").rename(out / "frame_000009.png")  # put there by hand after the run
+    (out / "notes.txt").write_text("mine")
+    kept = (out / "frame_000009.png").read_bytes()
     with open_writer(out, 25, 64, 48) as writer:
         writer.write(np.stack([frame_image(7), frame_image(8)]))
-    assert sorted(p.name for p in out.iterdir()) == ["frame_000000.png", "frame_000001.png", "keep.txt.png"]
+    assert sorted(p.name for p in out.iterdir() if p.name != MANIFEST) == [
+        "frame_000000.png", "frame_000001.png", "frame_000009.png", "notes.txt"]
+    assert (out / "frame_000009.png").read_bytes() == kept and (out / "notes.txt").read_text() == "mine"
+    (out / "frame_000002.png").write_bytes(kept)  # a file nst did not write, where the next frame goes
+    with pytest.raises(NSTError, match="frame_000002.png was not written by nst"), \
+            FrameFolderWriter(out, start_index=2) as writer:
+        writer.write(frame_image(9))
+    assert (out / "frame_000002.png").read_bytes() == kept
 
 
 def test_unwritable_output_folder(tmp_path: Path) -> None:
