@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,10 @@ from nst.errors import NSTError
 #: The repository root (``conf/`` and ``assets/`` live here; installs are editable, see README).
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CONF_DIR = PROJECT_ROOT / "conf"
+
+# conf/hydra/launcher/submitit_{local,slurm}.yaml set our defaults on top of the launcher plugin's schema of the
+# same name; Hydra 1.3 still merges the two (every plugin key stays overridable) but warns about it on each run.
+warnings.filterwarnings("ignore", message=r"\s*'hydra/launcher/submitit_(local|slurm)' is validated against")
 
 
 def register_resolvers() -> None:

@@ -15,6 +15,7 @@ import json
 import math
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ from nst.metrics import evaluate_video, metric_criterion
 #: Output formats the writer makes; another input suffix (.avi) gets an mp4.
 _WRITABLE = (".mp4", ".mov", ".mkv", ".m4v", ".webm", ".gif")
 #: Keys of ``video`` that change no finished frame, so a rerun may change them and still resume.
-_FREE_VIDEO_KEYS = ("max_frames", "side_by_side", "audio", "crf", "metrics")
+_FREE_VIDEO_KEYS = ("max_frames", "side_by_side", "audio", "crf", "metrics", "retries")
 
 
 def output_path(cfg: DictConfig, content: Path, run_dir: Path) -> Path:
@@ -118,11 +119,19 @@ def resume_command(run_dir: Path) -> str:
 
 
 def optimize_video(cfg: DictConfig) -> Path:
-    """Stylize the video of ``cfg.content``; returns the output path. See the module docstring."""
+    """Stylize the video of ``cfg.content``; returns the output path. See the module docstring.
+
+    ``video.chunks > 1`` hands the video to :func:`nst.app.chunks.optimize_chunked`, which runs each chunk through
+    this function with ``video.chunk`` set: a chunk job writes its frames and leaves the encoding to the stitch.
+    """
+    v = cfg.video
+    if v.get("chunk") is None and v.get("chunks", 1) != 1:
+        from nst.app.chunks import optimize_chunked
+
+        return optimize_chunked(cfg)
     run_dir = Path(cfg.paths.output_dir)
     content = Path(cfg.content)
     check_video_settings(cfg)
-    v = cfg.video
     reader = open_video(content, v.start, v.max_frames, v.every, folder_fps=v.fps)
     output = output_path(cfg, content, run_dir)
     check_outputs(cfg, [output, side_by_side_path(output)] if v.side_by_side else [output], content, run_dir)
@@ -169,12 +178,16 @@ def optimize_video(cfg: DictConfig) -> Path:
     finally:
         flows.close()
     log.bar.close()
+    per_frame = result.seconds / result.computed if result.computed else math.nan
+    if v.get("chunk") is not None:  # one chunk of a long video: its frames are the result
+        log.finish({})
+        print(f"chunk {v.chunk} done: {result.computed} frames optimised ({per_frame:.2f} s/frame)", flush=True)
+        return store.folder(store.passes - 1)
     write_video(output, store, reader, v, overwrite=cfg.overwrite)
     if v.side_by_side:
         write_video(side_by_side_path(output), store, reader, v, inputs, overwrite=cfg.overwrite)
     summary = closing_metrics(cfg, inputs, store, output, result.records, device) if v.metrics else {}
     log.finish(summary, output)
-    per_frame = result.seconds / result.computed if result.computed else math.nan
     print(f"done: {result.computed} frames optimised in {result.seconds:.1f} s ({per_frame:.2f} s/frame), "
           f"method {video.method}, {store.passes} pass(es), {inputs.count} frames at {size[1]}x{size[0]}", flush=True)
     print(f"output: {output}", flush=True)
@@ -195,12 +208,13 @@ def write_video(
 
 
 def closing_metrics(
-    cfg: DictConfig, inputs: InputFrames, store: PassFolders, output: Path, records: list, device: torch.device
+    cfg: DictConfig, inputs: InputFrames, store: PassFolders, output: Path, records: list, device: torch.device,
+    extra: Callable[[list[float]], dict[str, float]] | None = None,
 ) -> dict:
     """:func:`write_metrics`, or when it fails one warning line with the ``python -m nst.metrics`` command that
     computes the same numbers from the finished frames: the video is written, so the run still succeeds."""
     try:
-        return write_metrics(cfg, inputs, store, output, records, device)
+        return write_metrics(cfg, inputs, store, output, records, device, extra)
     except Exception as exc:
         run_dir, (arch, weights) = Path(cfg.paths.output_dir), metric_encoder(cfg)
         warn_metrics_failed(exc, {"input": run_dir / "input", "output": store.folder(store.passes - 1),
@@ -210,15 +224,20 @@ def closing_metrics(
 
 
 def write_metrics(
-    cfg: DictConfig, inputs: InputFrames, store: PassFolders, output: Path, records: list, device: torch.device
+    cfg: DictConfig, inputs: InputFrames, store: PassFolders, output: Path, records: list, device: torch.device,
+    extra: Callable[[list[float]], dict[str, float]] | None = None,
 ) -> dict:
-    """The metric table of :mod:`nst.metrics` for this run: printed, written to ``<run>/metrics.json``; returned."""
+    """The metric table of :mod:`nst.metrics` for this run: printed, written to ``<run>/metrics.json``; returned.
+
+    ``extra`` turns the output's per-frame E_warp (index j: frame j+1 against frame j) into more rows.
+    """
     arch, weights = metric_encoder(cfg)
     criterion = metric_criterion(weights, device, arch)
     criterion.set_style(load_style_images(style_paths(cfg.style), max(inputs.size)), plain(cfg.style.blend))
     estimator = build_estimator(metrics_flow(cfg.get("metrics_flow", "auto"), cfg.flow.get("_target_")))
     metrics = evaluate_video(iter(inputs), store.output_frames(), criterion, estimator) if inputs.count > 1 else None
     timed = [r.seconds for r in records]
+    added = extra(metrics.warp_error_output.per_frame) if extra and metrics else {}
     summary = {
         "metrics/warp_error_input": metrics.warp_error_input.mean if metrics else math.nan,
         "metrics/warp_error": metrics.warp_error_output.mean if metrics else math.nan,
@@ -233,6 +252,7 @@ def write_metrics(
         "seconds_per_frame": sum(timed) / len(timed) if timed else None,
         "flow_wait_share": sum(r.flow_wait for r in records) / sum(timed) if timed else None,
         **{k.removeprefix("metrics/"): (None if math.isnan(x) else x) for k, x in summary.items()},
+        **{k: (None if math.isnan(x) else x) for k, x in added.items()},
         "definition": f"E_warp = mean_t sum(M*(O_t - W(O_t-1))^2) / (3*sum M), RGB in [0,1], {estimator.name} flow on "
                       "the input, M = fw-bw check + motion boundaries + out of frame (Ruder 2016); see nst/metrics.py",
     }
@@ -243,6 +263,8 @@ def write_metrics(
             ("content distance", "content_distance")]
     print(f"metrics of {inputs.count} frames, encoder {criterion.encoder.label}, E_warp with {estimator.name} flow:",
           flush=True)
-    for label, key in rows:
-        print(f"{label:<22}{summary['metrics/' + key]:>12.4g}", flush=True)
+    values = [(label, summary["metrics/" + key]) for label, key in rows] + [(k.replace("_", " "), x)
+                                                                              for k, x in added.items()]
+    for label, value in values:
+        print(f"{label:<22}{value:>12.4g}", flush=True)
     return {**summary, "metrics/encoder": criterion.encoder.label}
