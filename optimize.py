@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 from nst.app.builders import build_criterion
 from nst.app.cli import hydra_entry
 from nst.app.config import build, plain, style_paths
-from nst.app.device import check_precision, resolve_device
+from nst.app.device import check_precision, resolve_device, tune_convolutions
 from nst.app.optimize_video import optimize_video
 from nst.app.run_info import resolved_dict, save_run_info
 from nst.errors import NSTError
@@ -46,8 +46,7 @@ def main(cfg: DictConfig) -> Path:
     torch.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     check_precision(device, cfg.precision)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # one image size per (pyramid level of a) run
+    tune_convolutions(device)
 
     pyramid = build(cfg.pyramid)
     content = load_input(cfg.content, cfg.max_size, "content")  # max_size: an upper limit, never upscaled

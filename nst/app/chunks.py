@@ -68,7 +68,7 @@ def optimize_chunked(cfg: DictConfig) -> Path:
     passes = VideoSettings(v.method, v.first_frame_iterations, list(v.long_term), v.passes, v.blend, cfg.init,
                            cfg.seed).pass_count  # a bad method or pass count fails before any job starts
     job = {"spans": spans, **job_settings(cfg, frames, passes, content_identity(reader))}
-    check_job(run_dir, job, kept=("chunks", "frames", "input"), name=CHUNKS_JOB)
+    check_job(run_dir, job, kept=("frames", "input"), name=CHUNKS_JOB)  # each chunk's folder guards itself
     save_run_info(cfg, run_dir)
     chunks = [Chunk(k, a, b, run_dir / "chunks" / str(k)) for k, (a, b) in enumerate(spans)]
     todo = [c for c in chunks if not c.done(passes)]
