@@ -7,12 +7,16 @@ assembles the same things the same way.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from omegaconf import DictConfig
 
 from nst.app.config import build, named_styles, plain, training_style_paths
-from nst.fastnet.module import StyleTransferModule
 from nst.io.image import load_style_images
 from nst.losses import StyleTransferCriterion
+
+if TYPE_CHECKING:  # model._target_ imports it when training: optimize.py and its chunk jobs start without Lightning
+    from nst.fastnet.module import StyleTransferModule
 
 
 def build_criterion(cfg: DictConfig) -> StyleTransferCriterion:
