@@ -82,9 +82,16 @@ def optimize_chunked(cfg: DictConfig) -> Path:
         launcher = HydraConfig.get().launcher if HydraConfig.initialized() else None
         launcher = OmegaConf.to_container(launcher, resolve=True) if launcher is not None else None
         executor = chunk_executor(launcher, run_dir / "chunks" / "logs", int(v.retries))
-        poll = 10.0 if executor is not None and executor.cluster == "slurm" else 0.5
-        failed = run_chunks(todo, [chunk_config(cfg, c) for c in todo], executor, int(v.retries),
-                            functools.partial(_show_progress, chunks, passes, [None]), poll)
+        on_slurm = executor is not None and executor.cluster == "slurm"
+        poll = 10.0 if on_slurm else 0.5
+        try:
+            failed = run_chunks(todo, [chunk_config(cfg, c) for c in todo], executor, int(v.retries),
+                                functools.partial(_show_progress, chunks, passes, [None]), poll)
+        except KeyboardInterrupt:
+            queued = " (jobs already submitted to SLURM keep running: scancel them first)" if on_slurm else ""
+            print(f"\ninterrupted: finished frames are kept in {run_dir}{queued}; resume with:\n"
+                  f"  {resume_command(run_dir)}", file=sys.stderr, flush=True)
+            sys.exit(130)
         if failed:
             listed = "; ".join(f"chunk {k} (frames {spans[k][0]}-{spans[k][1] - 1}): {m}" for k, m in failed.items())
             raise NSTError(f"{len(failed)} of {len(chunks)} chunks failed: {listed}. The finished chunks are kept; "
