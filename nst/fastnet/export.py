@@ -38,10 +38,17 @@ def _strip_prefixes(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tens
     return out
 
 
-def export_weights(net: nn.Module, path: str | os.PathLike) -> Path:
-    """Write ``{"model_args", "state_dict"}`` (CPU, float32) atomically: the small file inference loads.
+def export_weights(
+    net: nn.Module,
+    path: str | os.PathLike,
+    dtype: torch.dtype = torch.float32,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``{"model_args", "state_dict"}`` (CPU, ``dtype``) atomically: the small file inference loads.
 
-    Accepts a ``torch.compile``-d net; its ``_orig_mod.`` prefixes are removed.
+    Accepts a ``torch.compile``-d net; its ``_orig_mod.`` prefixes are removed. ``dtype=torch.float16`` halves
+    the file (the shipped networks); loading casts back to float32. ``meta``: plain data stored beside the
+    weights (style names, encoder, training data, steps, the command), read back by :func:`read_meta`.
     """
     path = Path(path)
     net = getattr(net, "_orig_mod", net)
@@ -49,12 +56,12 @@ def export_weights(net: nn.Module, path: str | os.PathLike) -> Path:
     if not isinstance(model_args, dict):
         raise NSTError(f"cannot export {type(net).__name__} to {path}: it has no model_args; pass a TransformerNet")
     state_dict = {
-        k: v.detach().to(device="cpu", dtype=torch.float32).contiguous()
-        for k, v in _strip_prefixes(net.state_dict()).items()
+        k: v.detach().to(device="cpu", dtype=dtype).contiguous() for k, v in _strip_prefixes(net.state_dict()).items()
     }
+    data = {"model_args": dict(model_args), "state_dict": state_dict} | ({"meta": dict(meta)} if meta else {})
     try:
         with atomic_path(path) as tmp:
-            torch.save({"model_args": dict(model_args), "state_dict": state_dict}, tmp)
+            torch.save(data, tmp)
     except (OSError, RuntimeError) as exc:
         raise NSTError(f"cannot write weights file {path}: {_first_line(exc)}; check the folder is writable") from exc
     return path
@@ -91,6 +98,16 @@ def load_exported(path: str | os.PathLike, map_location: str | torch.device = "c
         raise NSTError(f"weights in {path} do not match TransformerNet({data['model_args']}): {problem}; {hint}")
     net.load_state_dict(state_dict)
     return net.to(map_location).eval()
+
+
+def read_meta(path: str | os.PathLike) -> dict[str, Any]:
+    """The ``meta`` dict of a weights file (empty when it has none), read with ``weights_only=True``."""
+    try:
+        data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for bad files
+        raise NSTError(f"cannot read weights file {path}: not a torch file of plain tensors") from exc
+    meta = data.get("meta") if isinstance(data, dict) else None
+    return dict(meta) if isinstance(meta, dict) else {}
 
 
 def export_checkpoint(checkpoint: str | os.PathLike, path: str | os.PathLike) -> Path:
