@@ -107,7 +107,8 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     net = load_exported(args.weights)
     size_mb = Path(args.weights).stat().st_size / 1e6
-    print(f"{args.weights}: {size_mb:.1f} MB, styles {', '.join(net.styles) or '(one)'}; meta {read_meta(args.weights)}")
+    styles = ", ".join(net.styles) or "(one)"
+    print(f"{args.weights}: {size_mb:.1f} MB, styles {styles}; meta {read_meta(args.weights)}")
     photos = held_out_photos(Path(args.photos), args.photo_size, args.num_val, args.seed)
     print(f"{len(photos)} held-out photos at {args.photo_size} px; encoder {args.vgg}", flush=True)
     report = {"size_mb": size_mb, "styles": style_scores(net, photos, args.vgg),
