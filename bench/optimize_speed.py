@@ -3,7 +3,7 @@
     python bench/optimize_speed.py [--device auto|cpu|cuda] [--iters 6] [--rounds 2] [--threads N]
                                    [--pyramid-size 256] [--pyramid-iters 300] [--schedule 200,100,100 ...]
                                    [--skip-speed] [--skip-pyramid]
-    python bench/optimize_speed.py --skip-speed --pyramid-size 1024     # the README's pyramid figure
+    python bench/optimize_speed.py --skip-speed --pyramid-size 1024     # the 1024 px pyramid figure (docs/speed.md)
 
 1. Seconds per L-BFGS iteration (one loss evaluation), against the "Neural Transfer Using PyTorch" tutorial as
    published, on the same work: its ``get_style_model_and_losses`` with losses after the same layers (Table I

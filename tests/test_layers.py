@@ -1,4 +1,4 @@
-"""The import rules of the package, read from the source with ``ast`` (see README, Layout):
+"""The import rules of the package, read from the source with ``ast`` (see docs/architecture.md):
 
 1. ``errors`` imports nothing of nst; ``io`` and ``flow`` import only ``errors`` (and themselves).
 2. ``vgg``, ``losses``, ``color``, ``metrics``, ``tracking`` import only rule 1's modules and each other.
