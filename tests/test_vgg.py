@@ -8,8 +8,9 @@ import pytest
 import torch
 from torchvision.models import VGG16_Weights, vgg16, vgg19
 
+from nst.encoders.layers import LAYER_INDICES, LAYER_INDICES_BY_ARCH, layer_index
+from nst.encoders.vgg import VGGFeatures, encoder_spec
 from nst.errors import NSTError
-from nst.vgg import LAYER_INDICES, LAYER_INDICES_BY_ARCH, VGGFeatures, encoder_spec, layer_index
 
 
 @pytest.fixture(scope="module")
@@ -114,9 +115,9 @@ def test_random_weights_are_seeded() -> None:
 
 
 def test_random_weights_warning_is_printed(monkeypatch) -> None:
-    import nst.vgg
+    import nst.encoders.vgg
 
-    monkeypatch.setattr(nst.vgg, "_RANDOM_WARNED", False)
+    monkeypatch.setattr(nst.encoders.vgg, "_RANDOM_WARNED", False)
     with pytest.warns(UserWarning, match="will not look like paintings"):
         VGGFeatures(["relu1_1"], weights="random")
 

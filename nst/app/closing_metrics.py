@@ -14,12 +14,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from nst.vgg import encoder_spec
+from nst.encoders.vgg import encoder_spec
 
 
 def metric_encoder(cfg: DictConfig) -> tuple[str, str]:
     """(arch, weights) of the style and content distances: ``metrics_vgg`` when set (``vgg16:hed``, or weights
-    alone, see :func:`nst.vgg.encoder_spec`), else the run's own encoder, ``vgg.arch`` with ``vgg.weights``."""
+    alone, see :func:`nst.encoders.vgg.encoder_spec`), else the run's own encoder, ``vgg.arch`` with ``vgg.weights``."""
     chosen = cfg.get("metrics_vgg")
     if chosen or cfg.get("vgg") is None:
         return encoder_spec(str(chosen or "imagenet"))

@@ -19,7 +19,7 @@ from nst.fastnet.module import seed_training
 
 # Lightning's advice to raise num_workers is noise for tests and smoke runs (data.num_workers=0); null = auto.
 warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-# The frozen VGG inside the criterion stays in eval mode on purpose (nst.vgg.VGGFeatures.train).
+# The frozen VGG inside the criterion stays in eval mode on purpose (nst.encoders.vgg.VGGFeatures.train).
 warnings.filterwarnings("ignore", message=r".*module\(s\) in eval mode at the start of training.*")
 
 

@@ -26,13 +26,13 @@ import torch.nn.functional as F
 from lightning.pytorch.callbacks import Callback
 from torch import nn
 
+from nst.encoders.vgg import encoder_spec
 from nst.errors import NSTError
 from nst.flow import FlowEstimator, warp
 from nst.flow.opencv import DISFlow
 from nst.io.video import open_video
 from nst.losses import StyleTransferCriterion
 from nst.metrics import flow_and_mask, frame_warping_error, metric_criterion, style_content_distance
-from nst.vgg import encoder_spec
 
 
 def fit_frames(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 E_warp of the input and of the output and their ratio always (Lai et al. 2018, as pinned in
 :mod:`nst.metrics`); style and content distance too when a style image is given, on the encoder ``metrics_vgg``
-names (``vgg19:imagenet`` by default, ``vgg16:hed``, see :func:`nst.vgg.encoder_spec`).
+names (``vgg19:imagenet`` by default, ``vgg16:hed``, see :func:`nst.encoders.vgg.encoder_spec`).
 """
 
 from __future__ import annotations

