@@ -102,8 +102,7 @@ def metric_criterion(
     """The shared criterion measuring style (relu1_1..relu5_1, equal weights) and content (relu4_2) distances.
 
     Its encoder: ``arch`` with ``vgg_weights``, or a label ``vgg16:hed`` (:func:`nst.encoders.vgg.encoder_spec`),
-    named by ``criterion.encoder.label``. Set its style (``criterion.set_style(style)``) before
-    :func:`style_content_distance`.
+    named by ``criterion.encoder.label``. Set its style (``criterion.set_style``) before measuring.
     """
     arch, weights = encoder_spec(vgg_weights, arch)
     encoder = VGGFeatures([CONTENT_LAYER, *STYLE_LAYERS], weights=weights, arch=arch)

@@ -14,8 +14,8 @@ import pytest
 import torch
 import yaml
 
-from nst.fastnet.export import export_weights
 from nst.fastnet.transformer_net import TransformerNet
+from nst.fastnet.weights import export_weights
 from nst.io.frames import FrameFolderWriter, finished_frames
 from nst.io.video import open_video
 from nst.metrics import main as metrics_main

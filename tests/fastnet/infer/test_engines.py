@@ -1,4 +1,4 @@
-"""Which precision and engine run the network (nst.fastnet.engines), on CPUs with and without native bf16.
+"""Which precision and engine run the network (nst.fastnet.infer.engines), on CPUs with and without native bf16.
 
 oneDNN's probe is patched to say yes and no, so both selection paths run on any CPU (bf16 autocast still
 computes on a CPU without native bf16, only slowly, and 30x45 px with 4 channels stays cheap). Only the
@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from nst.errors import NSTError
-from nst.fastnet import engines
-from nst.fastnet.engines import TorchEngine, check_precision, make_engine, native_precisions
+from nst.fastnet.infer import engines
+from nst.fastnet.infer.engines import TorchEngine, check_precision, make_engine, native_precisions
 from nst.fastnet.transformer_net import TransformerNet
 
 CPU = torch.device("cpu")

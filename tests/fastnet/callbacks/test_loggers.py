@@ -1,4 +1,4 @@
-"""Lightning loggers from the shared logger settings (nst.fastnet.loggers), and resumed curves."""
+"""Lightning loggers from the shared logger settings (nst.fastnet.callbacks.loggers), and resumed curves."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from lightning.pytorch.loggers import CSVLogger, WandbLogger
 
 from nst.errors import NSTError
-from nst.fastnet.loggers import WANDB_ID_FILE, build_loggers
+from nst.fastnet.callbacks.loggers import WANDB_ID_FILE, build_loggers
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -14,10 +14,11 @@ from PIL import Image
 from torch import nn
 
 from nst.errors import NSTError
-from nst.fastnet.callbacks import ExportWeights, SampleImages, sample_grid
+from nst.fastnet.callbacks.checkpoints import ExportWeights
+from nst.fastnet.callbacks.samples import SampleImages, sample_grid
 from nst.fastnet.data import photo_batch
-from nst.fastnet.export import load_exported
 from nst.fastnet.noise import PROBE_PIXELS, probe_noise
+from nst.fastnet.weights import load_exported
 from tests.fastnet.training import fit
 from tests.helpers import make_images
 

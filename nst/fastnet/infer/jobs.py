@@ -16,8 +16,8 @@ import numpy as np
 from tqdm import tqdm
 
 from nst.errors import NSTError
-from nst.fastnet.engines import FrameEngine
-from nst.fastnet.video_inference import scaled_size, stylize_video
+from nst.fastnet.infer.engines import FrameEngine
+from nst.fastnet.infer.pipeline import scaled_size, stylize_video
 from nst.io.files import refuse_overwriting
 from nst.io.image import IMAGE_SUFFIXES, open_rgb, resize_long_side, save_image
 from nst.io.media import array_to_tensor

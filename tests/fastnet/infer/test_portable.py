@@ -1,4 +1,4 @@
-"""ONNX and TorchScript exports (nst.fastnet.exporters): loaded back, they match PyTorch at sizes other than
+"""ONNX and TorchScript exports (nst.fastnet.infer.portable): loaded back, they match PyTorch at sizes other than
 the example's, odd ones included; the ONNX file runs in onnxruntime with dynamic batch, height and width."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from nst.errors import NSTError
-from nst.fastnet.engines import OrtEngine, TorchEngine
-from nst.fastnet.exporters import TOLERANCE, export_model
+from nst.fastnet.infer.engines import OrtEngine, TorchEngine
+from nst.fastnet.infer.portable import TOLERANCE, export_model
 from nst.fastnet.transformer_net import TransformerNet
 
 

@@ -1,4 +1,5 @@
-"""The weights file of a fast network: ``{"model_args": ..., "state_dict": ...}`` (nanoGPT style).
+"""The weights files of a fast network: ours, ``{"model_args": ..., "state_dict": ...}`` (nanoGPT style), our
+training checkpoints, and through :mod:`nst.fastnet.foreign_weights` other projects' files (:func:`load_weights`).
 
 It is what ``infer.py`` loads, with ``weights_only=True``; a Lightning ``.ckpt`` of ours loads too, since every
 checkpoint stores ``model_args`` next to the ``net.*`` weights. No Lightning here: both are read as plain
@@ -14,7 +15,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from nst.encoders.state_dict import read_torch_file
 from nst.errors import NSTError
+from nst.fastnet.foreign_weights import FORMATS, MARKERS, convert_state_dict, detect_format
 from nst.fastnet.transformer_net import TransformerNet
 from nst.io.files import atomic_path
 
@@ -68,15 +71,7 @@ def load_exported(path: str | os.PathLike, map_location: str | torch.device = "c
     """
     path = Path(path)
     hint = "pass the exported .pt file or a checkpoints/*.ckpt of a train.py run"
-    if not path.is_file():
-        raise NSTError(f"weights file not found: {path}; {hint}")
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for bad files (UnpicklingError, RuntimeError, EOFError...)
-        # torch's own text here suggests weights_only=False, which is unsafe advice for a user.
-        raise NSTError(
-            f"cannot read weights file {path} ({type(exc).__name__}): not a torch file of plain tensors; {hint}"
-        ) from exc
+    data = read_torch_file(path, "weights", hint, map_location)
     if isinstance(data, dict) and LIGHTNING_KEY in data:
         data = _net_of_checkpoint(data, path, hint)
     if not _is_export(data):
@@ -130,3 +125,42 @@ def _mismatch(expected: dict[str, torch.Tensor], found: dict[str, Any]) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def load_weights(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> TransformerNet:
+    """A network from any of :data:`FORMATS`, in eval mode on ``map_location``; other files are one-line errors.
+
+    Files of ours (and anything that is not a foreign state dict, such as a Lightning checkpoint) go to
+    :func:`load_exported`, which explains what it refuses.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return load_exported(path, map_location)  # its "not found" message
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # unreadable: load_exported says why, in its words
+        return load_exported(path, map_location)
+    wrapped = data.get("state_dict") if isinstance(data, dict) and "model_args" not in data else None
+    if detect_format(wrapped) in MARKERS:
+        data = wrapped  # a foreign state dict wrapped in {"state_dict": ...}
+    layout = detect_format(data)
+    if layout in MARKERS:
+        try:
+            args, state = convert_state_dict(data, layout)
+        except NSTError as exc:
+            raise NSTError(f"{path}: {exc}") from None
+        net = TransformerNet(**args)
+        net.load_state_dict(state)
+        return net.to(map_location).eval()
+    if layout is None and _plain_state_dict(data) and not any(k.startswith(("net.", "_orig_mod.")) for k in data):
+        keys = sorted(data)
+        raise NSTError(
+            f"{path} holds weights of another architecture: none of its {len(keys)} keys (e.g. {keys[:3]}) match "
+            f"a known layout ({', '.join(FORMATS)}: {MARKERS['fast_neural_style'][0]}, {MARKERS['seed'][0]}, "
+            "or model_args + state_dict); pass a fast style network's weights"
+        )
+    return load_exported(path, map_location)
+
+
+def _plain_state_dict(data: object) -> bool:
+    return isinstance(data, dict) and bool(data) and all(isinstance(v, torch.Tensor) for v in data.values())

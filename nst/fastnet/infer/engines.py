@@ -109,7 +109,7 @@ class OrtEngine:
     def __init__(self, net: TransformerNet) -> None:
         import onnxruntime
 
-        from nst.fastnet.exporters import onnx_bytes
+        from nst.fastnet.infer.portable import onnx_bytes
 
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads() or os.cpu_count() or 1

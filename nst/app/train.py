@@ -13,8 +13,8 @@ from nst.app.config import build, plain, training_style_paths
 from nst.app.device import check_trainer_precision
 from nst.app.launch import check_ddp_launch, checkpoint_step, in_multirun
 from nst.app.run_info import git_commit, resolved_dict, resolved_yaml
-from nst.fastnet.callbacks import RunFiles
-from nst.fastnet.loggers import build_loggers, close_loggers
+from nst.fastnet.callbacks.checkpoints import RunFiles
+from nst.fastnet.callbacks.loggers import build_loggers, close_loggers
 from nst.fastnet.module import seed_training
 
 # Lightning's advice to raise num_workers is noise for tests and smoke runs (data.num_workers=0); null = auto.

@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 import torch
 
-from nst.fastnet.engines import FrameEngine
+from nst.fastnet.infer.engines import FrameEngine
 from nst.io.media import VideoReader, VideoWriter
 
 _END = object()

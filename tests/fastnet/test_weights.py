@@ -1,4 +1,4 @@
-"""The weights file (nst.fastnet.export): round trip, float32 CPU export, prefixes, bad files, atomic writes."""
+"""The weights file (nst.fastnet.weights): round trip, float32 CPU export, prefixes, bad files, atomic writes."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from nst.errors import NSTError
-from nst.fastnet.export import export_checkpoint, export_weights, load_exported
 from nst.fastnet.transformer_net import TransformerNet
+from nst.fastnet.weights import export_checkpoint, export_weights, load_exported
 
 
 def test_export_load_round_trip(tmp_path: Path) -> None:

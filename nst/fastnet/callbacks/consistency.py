@@ -11,7 +11,7 @@ foundation's metrics (:mod:`nst.metrics`, definitions pinned there) next to the 
   and in the loggers' hyperparameters as ``metrics/encoder`` (``vgg16:hed``).
 
 The consistency curve then sits beside the style curve for every run of a sweep. It also gives the sample grid
-of :class:`~nst.fastnet.callbacks.SampleImages` a temporal row (:meth:`ConsistencyProbe.sample_row`): two
+of :class:`~nst.fastnet.callbacks.samples.SampleImages` a temporal row (:meth:`ConsistencyProbe.sample_row`): two
 consecutive stylized frames and their warped difference.
 """
 

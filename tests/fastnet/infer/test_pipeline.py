@@ -1,4 +1,4 @@
-"""Videos and folders through a network (nst.fastnet.video_inference, stylize_media): frame count, size (odd too),
+"""Videos and folders through a network (nst.fastnet.infer.pipeline, stylize_media): frame count, size (odd too),
 fps and audio kept; batches give the frames of one-at-a-time; names kept; a failing stage leaves no output."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import torch
 from PIL import Image
 
 from nst.errors import NSTError
-from nst.fastnet.engines import TorchEngine
-from nst.fastnet.stylize_media import InferSettings, plan_jobs, run_jobs
+from nst.fastnet.infer.engines import TorchEngine
+from nst.fastnet.infer.jobs import InferSettings, plan_jobs, run_jobs
+from nst.fastnet.infer.pipeline import stylize_video
 from nst.fastnet.transformer_net import TransformerNet
-from nst.fastnet.video_inference import stylize_video
 from nst.io.frames import list_images
 from nst.io.image import load_image
 from nst.io.media import VideoReader

@@ -1,6 +1,6 @@
 """Weights from elsewhere: three state-dict layouts, detected by their keys, mapped onto :class:`TransformerNet`.
 
-* ``nst``: our own export (``model_args`` + ``state_dict``, :mod:`nst.fastnet.export`).
+* ``nst``: our own export (``model_args`` + ``state_dict``, :mod:`nst.fastnet.weights`).
 * ``fast_neural_style``: PyTorch's example (pytorch/examples), Johnson et al. 2016 with nearest-neighbour
   upsampling (``conv1.conv2d.weight``, ``in1.weight``, ``res1.conv1.conv2d.weight``, ..., ``deconv3``).
 * ``seed``: the seed paper's repository's ``models/*.pth``, the same network with transposed-conv upsampling
@@ -14,20 +14,17 @@ convs followed by instance norm are dropped, since the norm subtracts each chann
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import torch
 
 from nst.errors import NSTError
-from nst.fastnet.export import load_exported
 from nst.fastnet.transformer_net import TransformerNet
 
 FORMATS = ("nst", "fast_neural_style", "seed")
 _SCALE = 255.0
 #: Keys that identify a foreign layout (both must be present).
-_MARKERS = {
+MARKERS = {
     "fast_neural_style": ("conv1.conv2d.weight", "deconv1.conv2d.weight"),
     "seed": ("ConvBlock.0.conv_layer.weight", "DeconvBlock.0.conv_transpose.weight"),
 }
@@ -68,7 +65,7 @@ def detect_format(data: object) -> str | None:
     if isinstance(data, dict) and isinstance(data.get("model_args"), dict):
         return "nst"
     if isinstance(data, dict):
-        for name, markers in _MARKERS.items():
+        for name, markers in MARKERS.items():
             if all(key in data for key in markers):
                 return name
     return None
@@ -84,7 +81,7 @@ def convert_state_dict(state: dict[str, torch.Tensor], layout: str) -> tuple[dic
     state = {k: v for k, v in state.items() if not _STALE.match(k)}
     num_residual = _count_residual(state, layout)
     names = (_fns_names if layout == "fast_neural_style" else _seed_names)(num_residual)
-    base = state[_MARKERS[layout][0]].shape[0]
+    base = state[MARKERS[layout][0]].shape[0]
     args = {"upsample": "nearest" if layout == "fast_neural_style" else "deconv", "base_channels": int(base),
             "num_residual": num_residual, "output": "clamp"}
     wanted = TransformerNet(**args).state_dict()
@@ -111,42 +108,3 @@ def convert_state_dict(state: dict[str, torch.Tensor], layout: str) -> tuple[dic
     out["head.1.weight"] = out["head.1.weight"] / _SCALE  # 0-255 output -> [0, 1]
     out["head.1.bias"] = out["head.1.bias"] / _SCALE
     return args, out
-
-
-def load_weights(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> TransformerNet:
-    """A network from any of :data:`FORMATS`, in eval mode on ``map_location``; other files are one-line errors.
-
-    Files of ours (and anything that is not a foreign state dict, such as a Lightning checkpoint) go to
-    :func:`nst.fastnet.export.load_exported`, which explains what it refuses.
-    """
-    path = Path(path)
-    if not path.is_file():
-        return load_exported(path, map_location)  # its "not found" message
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # unreadable: load_exported says why, in its words
-        return load_exported(path, map_location)
-    wrapped = data.get("state_dict") if isinstance(data, dict) and "model_args" not in data else None
-    if detect_format(wrapped) in _MARKERS:
-        data = wrapped  # a foreign state dict wrapped in {"state_dict": ...}
-    layout = detect_format(data)
-    if layout in _MARKERS:
-        try:
-            args, state = convert_state_dict(data, layout)
-        except NSTError as exc:
-            raise NSTError(f"{path}: {exc}") from None
-        net = TransformerNet(**args)
-        net.load_state_dict(state)
-        return net.to(map_location).eval()
-    if layout is None and _plain_state_dict(data) and not any(k.startswith(("net.", "_orig_mod.")) for k in data):
-        keys = sorted(data)
-        raise NSTError(
-            f"{path} holds weights of another architecture: none of its {len(keys)} keys (e.g. {keys[:3]}) match "
-            f"a known layout ({', '.join(FORMATS)}: {_MARKERS['fast_neural_style'][0]}, {_MARKERS['seed'][0]}, "
-            "or model_args + state_dict); pass a fast style network's weights"
-        )
-    return load_exported(path, map_location)
-
-
-def _plain_state_dict(data: object) -> bool:
-    return isinstance(data, dict) and bool(data) and all(isinstance(v, torch.Tensor) for v in data.values())

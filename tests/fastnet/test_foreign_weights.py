@@ -1,4 +1,5 @@
-"""Weights from elsewhere (nst.fastnet.formats): each layout is detected and maps exactly onto TransformerNet."""
+"""Weights from elsewhere (nst.fastnet.foreign_weights, loaded by nst.fastnet.weights.load_weights): each layout is
+detected and maps exactly onto TransformerNet."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ import pytest
 import torch
 
 from nst.errors import NSTError
-from nst.fastnet.engines import TorchEngine
-from nst.fastnet.export import export_weights
-from nst.fastnet.formats import convert_state_dict, detect_format, load_weights
-from nst.fastnet.stylize_media import InferSettings, plan_jobs, run_jobs
+from nst.fastnet.foreign_weights import convert_state_dict, detect_format
+from nst.fastnet.infer.engines import TorchEngine
+from nst.fastnet.infer.jobs import InferSettings, plan_jobs, run_jobs
 from nst.fastnet.transformer_net import TransformerNet
+from nst.fastnet.weights import export_weights, load_weights
 from nst.io.image import load_image
 from tests.fastnet.foreign import foreign_forward, foreign_state
 from tests.helpers import make_image

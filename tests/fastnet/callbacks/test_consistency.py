@@ -1,4 +1,4 @@
-"""The consistency probe (nst.fastnet.consistency): E_warp and style distance of a fixed clip, logged every
+"""The consistency probe (nst.fastnet.callbacks.consistency): E_warp and style distance of a fixed clip, logged every
 validation, and the temporal row of the sample grid."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from torch import nn
 
 from nst.app.config import CONF_DIR
 from nst.errors import NSTError
-from nst.fastnet.callbacks import SampleImages
-from nst.fastnet.consistency import ConsistencyProbe, fit_frames
+from nst.fastnet.callbacks.consistency import ConsistencyProbe, fit_frames
+from nst.fastnet.callbacks.samples import SampleImages
 from nst.io.video import open_writer
 from tests.clips import flicker, moving_square_clip
 from tests.fastnet.training import fit  # one thread for tiny tensors: tests/fastnet/conftest.py

@@ -1,4 +1,5 @@
-"""infer.py: a trained network's exported file stylizes an image or a folder; bad weights are one-line errors."""
+"""Jobs for files and folders (nst.fastnet.infer.jobs, behind infer.py): an exported network stylizes an image or a
+folder at each image's own size, names kept; bad weights are one-line errors."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import pytest
 import torch
 from PIL import Image
 
-from nst.fastnet.export import export_weights, load_exported
-from nst.fastnet.inference import stylize, stylize_files
+from nst.fastnet.infer.engines import TorchEngine
+from nst.fastnet.infer.jobs import InferSettings, plan_jobs, run_jobs
 from nst.fastnet.transformer_net import TransformerNet
+from nst.fastnet.weights import export_weights, load_exported
 from nst.io.image import load_image
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -33,11 +35,14 @@ def _images(folder: Path) -> None:
 def test_stylize_files_keeps_sizes_and_names(tmp_path, weights) -> None:
     _images(tmp_path / "in")
     net = load_exported(weights)
-    outputs = stylize_files(net, tmp_path / "in", tmp_path / "out")
+    engine = TorchEngine(net, torch.device("cpu"), "fp32")
+    jobs = plan_jobs(tmp_path / "in", tmp_path / "out")
+    outputs = run_jobs(engine, jobs, InferSettings(batch_size=1)).outputs
     assert [p.relative_to(tmp_path / "out").as_posix() for p in outputs] == ["a.png", "sub/b.jpg"]
     assert load_image(outputs[0], min_side=None).shape == (1, 3, 31, 45)
     assert load_image(outputs[1], min_side=None).shape == (1, 3, 50, 20)
-    expected = stylize(net, load_image(tmp_path / "in" / "a.png", min_side=None))
+    with torch.inference_mode():
+        expected = net(load_image(tmp_path / "in" / "a.png", min_side=None))
     got = load_image(outputs[0], min_side=None)
     assert (got - expected).abs().max() <= 1 / 255 + 1e-6, "the file holds the network's output"
 
