@@ -93,11 +93,11 @@ def test_frame_folder_in_frame_folder_out_with_side_by_side_csv_and_metrics(entr
     assert all(float(r["loss/temporal"]) > 0 for r in rows[1:]) and int(rows[1]["iterations"]) == 2
     report = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert report["frames"] == 4 and report["method"] == "consistent"
-    assert report["warp_error"] > 0 and report["warp_error_input"] > 0 and report["style_distance"] > 0
+    assert report["warp_error_output"] > 0 and report["warp_error_input"] > 0 and report["style_distance"] > 0
     assert report["flow"] == "farneback"  # not DIS, the flow the temporal loss minimised (metrics_flow=auto)
     out = capsys.readouterr().out
     assert "E_warp output" in out and "style distance" in out and f"output: {output}" in out
-    assert "E_warp with farneback flow" in out
+    assert "flow farneback" in out
 
 
 def test_ctrl_c_keeps_finished_frames_and_the_same_command_resumes(entry, media, monkeypatch, tmp_path,
