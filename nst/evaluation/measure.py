@@ -29,7 +29,7 @@ from nst.errors import NSTError
 from nst.flow.named import build_estimator
 from nst.flow.opencv import DISFlow
 from nst.io.files import atomic_path
-from nst.io.image import load_style_images
+from nst.io.image import fit_long_side, load_style_images
 from nst.io.video import open_video
 from nst.metrics import FrameScores, VideoMetrics, evaluate_video, metric_criterion, warping_error
 
@@ -150,8 +150,7 @@ def measure(args: dict[str, str], write: bool = True) -> tuple[VideoMetrics, dic
         if abs(inp.width * out.height - out.width * inp.height) > 0.02 * out.width * inp.height:
             raise NSTError(f"input {args['input']} is {inp.width}x{inp.height} but output {args['output']} is "
                            f"{out.width}x{out.height}: not the same picture; compare a video with its own output")
-        scale = min(1.0, max_size / max(out.width, out.height)) if max_size else 1.0
-        size = (max(1, round(out.height * scale)), max(1, round(out.width * scale)))
+        size = fit_long_side(out.height, out.width, max_size, upscale=False)
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         criterion = metric_criterion(args.get("vgg.weights", "imagenet"), device, args.get("vgg.arch"))
         styles = [s.to(device) for s in load_style_images(_listed(args, "style.image"), max(size))]

@@ -30,6 +30,7 @@ from nst.encoders.vgg import encoder_spec
 from nst.errors import NSTError
 from nst.flow import FlowEstimator, warp
 from nst.flow.opencv import DISFlow
+from nst.io.image import fit_long_side
 from nst.io.video import open_video
 from nst.losses import StyleTransferCriterion
 from nst.metrics import flow_and_mask, frame_warping_error, metric_criterion, style_content_distance
@@ -93,9 +94,7 @@ class ConsistencyProbe(Callback):
                 frames = torch.cat(list(reader))
             if len(frames) < 2:
                 raise NSTError(f"callbacks.consistency.clip {self.clip} has {len(frames)} frame(s); E_warp needs 2")
-            scale = self.size / max(frames.shape[-2:])
-            h, w = max(1, round(frames.shape[-2] * scale)), max(1, round(frames.shape[-1] * scale))
-            self._frames = fit_frames(frames, h, w)
+            self._frames = fit_frames(frames, *fit_long_side(*frames.shape[-2:], self.size))
         return self._frames
 
     def flows(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,7 +125,7 @@ class ConsistencyProbe(Callback):
     ) -> StyleTransferCriterion:
         if self._criterion is None:
             long_side = max(self.frames().shape[-2:])
-            styles = [fit_frames(s, *_long_side(s, long_side)) for s in style_images]
+            styles = [fit_frames(s, *fit_long_side(*s.shape[-2:], long_side)) for s in style_images]
             self._criterion = metric_criterion(self.vgg_weights, device, self.vgg_arch)
             print(f"consistency probe: style and content distances on {self.encoder} features", flush=True)
             self._criterion.set_style([s.to(device) for s in styles], blend)
@@ -171,9 +170,3 @@ class ConsistencyProbe(Callback):
         diff = (out[1:] - warp(out[:1], flow)).abs().mean(1, keepdim=True) * mask * self.diff_gain
         tiles = [pair[1], out[0], out[1], diff.clamp(0, 1).expand(-1, 3, -1, -1)[0]]
         return tiles, ["clip frame t", "stylized t-1", "stylized t", f"|t - warp(t-1)| x{self.diff_gain:g}"]
-
-
-def _long_side(image: torch.Tensor, long_side: int) -> tuple[int, int]:
-    h, w = image.shape[-2:]
-    scale = long_side / max(h, w)
-    return max(1, round(h * scale)), max(1, round(w * scale))

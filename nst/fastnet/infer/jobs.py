@@ -17,9 +17,9 @@ from tqdm import tqdm
 
 from nst.errors import NSTError
 from nst.fastnet.infer.engines import FrameEngine
-from nst.fastnet.infer.pipeline import scaled_size, stylize_video
+from nst.fastnet.infer.pipeline import stylize_video
 from nst.io.files import refuse_overwriting
-from nst.io.image import IMAGE_SUFFIXES, open_rgb, resize_long_side, save_image
+from nst.io.image import IMAGE_SUFFIXES, fit_long_side, open_rgb, resize_long_side, save_image
 from nst.io.media import array_to_tensor
 from nst.io.video import VIDEO_SUFFIXES, open_video, open_writer
 
@@ -147,7 +147,7 @@ def _stylize_image(engine: FrameEngine, job: Job, settings: InferSettings) -> in
 
 def _stylize_one_video(engine: FrameEngine, job: Job, settings: InferSettings, bar: tqdm) -> int:
     with open_video(job.source) as reader:
-        width, height = scaled_size(reader.width, reader.height, settings.max_size)
+        height, width = fit_long_side(reader.height, reader.width, settings.max_size, upscale=False)
         kwargs = {"audio_from": reader, "audio": settings.audio, "crf": settings.crf}
         with open_writer(job.target, reader.fps, width, height, **kwargs) as writer:
             if not settings.side_by_side:

@@ -24,14 +24,6 @@ _END = object()
 _POLL_S = 0.1
 
 
-def scaled_size(width: int, height: int, max_size: int | None) -> tuple[int, int]:
-    """(width, height) with the long side brought down to ``max_size`` (never up); unchanged without it."""
-    if not max_size or max(width, height) <= max_size:
-        return width, height
-    scale = max_size / max(width, height)
-    return max(1, round(width * scale)), max(1, round(height * scale))
-
-
 def batches(
     arrays: Iterator[np.ndarray], batch_size: int, size: tuple[int, int] | None = None, pin: bool = False
 ) -> Iterator[np.ndarray | torch.Tensor]:
