@@ -50,7 +50,7 @@ def test_every_key_shown_is_one_of_the_commands_own(helped: tuple[str, str]) -> 
             node = node._get_node(part)
     for group in _section(text, "Group"):
         for part in filter(None, re.split(r",\s*", group)):
-            assert part in cfg or f"{part}.yaml" in {p.name for p in (ROOT / "conf" / part).glob("*.yaml")}, part
+            assert part in cfg or (ROOT / "conf" / part).is_dir(), f"{name}.py --help shows a group {part} it lacks"
 
 
 def test_infer_help_leaves_out_the_training_groups(helped: tuple[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""Videos and folders through a network (nst.fastnet.infer.pipeline, stylize_media): frame count, size (odd too),
+"""Videos and folders through a network (nst.fastnet.infer.pipeline and jobs): frame count, size (odd too),
 fps and audio kept; batches give the frames of one-at-a-time; names kept; a failing stage leaves no output."""
 
 from __future__ import annotations
