@@ -33,7 +33,7 @@ def read_torch_file(path: str | os.PathLike, what: str, hint: str, map_location:
     ``<what>: <path>: <why>; <hint>``."""
     path = Path(path)
     if not path.is_file():
-        raise NSTError(f"{what} not found: no such file {path}; {hint}")
+        raise NSTError(f"{what}: no such file {path}; {hint}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception:  # see the module docstring: the type adds nothing a user can act on

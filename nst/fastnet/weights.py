@@ -71,6 +71,8 @@ def load_exported(path: str | os.PathLike, map_location: str | torch.device = "c
     """
     path = Path(path)
     hint = "pass the exported .pt file or a checkpoints/*.ckpt of a train.py run"
+    if not path.is_file():
+        raise NSTError(f"weights file not found: {path}; {hint}")
     data = read_torch_file(path, "weights", hint, map_location)
     if isinstance(data, dict) and LIGHTNING_KEY in data:
         data = _net_of_checkpoint(data, path, hint)

@@ -183,7 +183,7 @@ def test_outputs_over_the_input_or_foreign_frames_are_refused_and_nothing_is_los
     run = tmp_path / "run"
     line = _fails(entry, monkeypatch, capsys, run, f"content={clip}", f"output={clip}")
     assert line == f"error: output {clip} is the input {clip}: writing it would destroy the input; choose another " \
-                   "output"
+                   f"output (run folder: {run})"
     line = _fails(entry, monkeypatch, capsys, run, f"content={folder}", f"output={folder}")
     assert line.startswith(f"error: output {folder} is the input {folder}")
     line = _fails(entry, monkeypatch, capsys, run, f"content={folder}", f"output={folder / 'styled'}")

@@ -35,5 +35,5 @@ def test_round_trip_and_a_state_dict_of_tensors(tmp_path: Path) -> None:
     torch.save({"w": "text"}, path)
     with pytest.raises(NSTError, match="does not hold a state dict of tensors"):
         read_state_dict(path, "vgg.weights", "hint")
-    with pytest.raises(NSTError, match="vgg.weights not found: no such file"):
+    with pytest.raises(NSTError, match="vgg.weights: no such file"):
         read_state_dict(tmp_path / "missing.pth", "vgg.weights", "hint")
