@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from nst.fastnet.data import StyleDataModule  # noqa: E402
-from nst.fastnet.export import load_exported, read_meta  # noqa: E402
+from nst.fastnet.weights import load_exported, read_meta  # noqa: E402
 from nst.flow.opencv import FarnebackFlow  # noqa: E402
 from nst.io.image import load_style_images  # noqa: E402
 from nst.io.video import open_video  # noqa: E402

@@ -17,7 +17,7 @@ import torch
 from omegaconf import OmegaConf
 
 from nst.errors import NSTError
-from nst.fastnet.export import export_weights, load_exported
+from nst.fastnet.weights import export_weights, load_exported
 
 
 def run_metadata(checkpoint: Path) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nst.app.ship import main, ship
-from nst.fastnet.export import export_weights, load_exported, read_meta
+from nst.fastnet.weights import export_weights, load_exported, read_meta
 from nst.fastnet.transformer_net import TransformerNet
 
 
