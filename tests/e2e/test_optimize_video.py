@@ -190,7 +190,7 @@ def test_outputs_over_the_input_or_foreign_frames_are_refused_and_nothing_is_los
     assert line.startswith(f"error: output folder {folder / 'styled'} is inside the input folder {folder}")
     line = _fails(entry, monkeypatch, capsys, run, f"content={clip}", f"output={mine}")
     assert line == (f"error: output folder {mine} is not empty and its files were not written by nst; choose a new "
-                    "or empty folder, or set overwrite=true to replace its frame_NNNNNN.png files")
+                    f"or empty folder, or set overwrite=true to replace its frame_NNNNNN.png files (run folder: {run})")
     line = _fails(entry, monkeypatch, capsys, run, f"content={pair}", f"output={clip}", "video.side_by_side=true")
     assert line.startswith(f"error: output {pair} is the input {pair}")
     assert {p: _snapshot(p) for p in (tmp_path, folder, mine)} == before
