@@ -8,6 +8,7 @@ suite shares the machine with other work.
 from __future__ import annotations
 
 import csv
+import importlib
 import json
 import os
 import subprocess
@@ -268,9 +269,10 @@ def test_max_size_is_a_limit_and_the_style_gets_its_own_size(optimize_module, mo
     photo = tmp_path / "photo.png"
     Image.new("RGB", (80, 60), (90, 140, 60)).save(photo)
     sizes = []
-    real = optimize_module.load_style_images
+    body = importlib.import_module("nst.app.optimize")  # where optimize.py's body lives
+    real = body.load_style_images
     spy = lambda paths, size: sizes.append(size) or real(paths, size)  # noqa: E731
-    monkeypatch.setattr(optimize_module, "load_style_images", spy)
+    monkeypatch.setattr(body, "load_style_images", spy)
     for extra in ([], ["style.size=48"]):
         args = [f"content={photo}", "max_size=128", "iterations=2", *extra]
         run = _run(optimize_module.main, monkeypatch, tmp_path, args)
