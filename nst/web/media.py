@@ -72,9 +72,9 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def save_upload(source: BinaryIO, target: Path, max_bytes: int, what: str = "the file") -> int:
-    """Copy an upload to ``target`` (a name the server chose), refusing more than ``max_bytes``; its size."""
-    copied = 0
+def save_upload(source: BinaryIO, target: Path, max_mb: float, what: str = "the file") -> int:
+    """Copy an upload to ``target`` (a name the server chose), refusing more than ``max_mb``; its size."""
+    copied, max_bytes = 0, int(max_mb * 2**20)
     with open(target, "wb") as out:
         while block := source.read(1 << 20):
             copied += len(block)
@@ -83,7 +83,7 @@ def save_upload(source: BinaryIO, target: Path, max_bytes: int, what: str = "the
             out.write(block)
     if copied > max_bytes:
         target.unlink(missing_ok=True)
-        raise BadUpload(f"{what} is larger than this server's limit of {max_bytes / 2**20:g} MB", 413)
+        raise BadUpload(f"{what} is larger than this server's limit of {max_mb:g} MB", 413)
     if copied == 0:
         target.unlink(missing_ok=True)
         raise BadUpload(f"{what} is empty; choose {ACCEPTED}")

@@ -112,7 +112,7 @@ def create_app(settings: WebSettings) -> FastAPI:
         if not isinstance(upload, UploadFile):
             raise BadUpload(f"no {what} in the form: send the file in the field {name!r}")
         raw = folder / f"{name}.upload"
-        save_upload(upload.file, raw, settings.max_bytes, what)
+        save_upload(upload.file, raw, settings.max_upload_mb, what)
         info = probe(raw, settings.max_pixels, settings.max_video_seconds, what, images_only)
         return raw.rename(folder / f"{name}{info.suffix}"), info
 

@@ -12,8 +12,8 @@ from nst.errors import NSTError
 from nst.fastnet.formats import load_weights
 
 #: Rough speeds for the page's estimate before a job starts, in seconds per megapixel and unit (a frame of a
-#: fast network, an iteration of an optimization), measured on a 2-core CPU and an H100-class GPU.
-SPEED = {"cpu": {"fast": 2.0, "optimize": 20.0}, "cuda": {"fast": 0.01, "optimize": 0.15}}
+#: fast network, an iteration of an optimization): rough figures for a 2-core CPU and a recent GPU.
+SPEED = {"cpu": {"fast": 2.0, "optimize": 100.0}, "cuda": {"fast": 0.01, "optimize": 0.15}}
 
 
 @dataclass
@@ -36,10 +36,6 @@ class WebSettings:
     recent_jobs: int = 50
     infer_overrides: list[str] = field(default_factory=list)
     optimize_overrides: list[str] = field(default_factory=list)
-
-    @property
-    def max_bytes(self) -> int:
-        return int(self.max_upload_mb * 2**20)
 
     def check(self) -> None:
         """Refuse, in one line, a server open to other machines without a token."""

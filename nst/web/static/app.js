@@ -116,7 +116,8 @@ async function chooseFile(file) {
   try {
     const p = await api("/api/probe", { method: "POST", body: form });
     state.probe = p;
-    const parts = [`${p.width}×${p.height}`, `${(p.bytes / 1048576).toFixed(1)} MB`];
+    const size = p.bytes < 1048576 ? `${Math.ceil(p.bytes / 1024)} kB` : `${(p.bytes / 1048576).toFixed(1)} MB`;
+    const parts = [`${p.width}×${p.height}`, size];
     if (p.kind === "video") parts.push(`${p.seconds.toFixed(1)} s`, `${p.frames} frames`, p.has_audio ? "with sound" : "no sound");
     $("file-info").textContent = `${p.kind === "video" ? "Video" : "Photo"}: ${parts.join(" · ")}`;
   } catch (e) { $("file-info").textContent = ""; showError(e.message); }
