@@ -136,7 +136,8 @@ def job_config(request: JobRequest, info: MediaInfo, folder: Path, settings: Web
         cfg = compose("optimize", [f"iterations={request.iterations}", *settings.optimize_overrides])
         images = [str(painting)] if painting is not None else [str(styles[n]) for n in names]
         values = {
-            "content": str(content), "output": str(output), "max_size": request.max_size,
+            "content": str(content), "output": str(output),  # a video's frames are scaled to max_size: a limit here
+            "max_size": min(request.max_size, max(info.width, info.height)),
             "preserve_color": request.preserve_color,
             "style": {**OmegaConf.to_container(cfg.style), "image": images if len(images) > 1 else images[0],
                       "blend": weights if len(images) > 1 else None},

@@ -45,6 +45,16 @@ def test_photo_keeps_its_size_and_gets_a_side_by_side(serve, tmp_path: Path) -> 
     download = client.get(f"/api/jobs/{job['id']}/result", params={"download": 1})
     assert download.headers["content-disposition"].startswith("attachment") and download.content == result.content
     assert _leftovers(tmp_path / "web") == [job["id"]] and not (tmp_path.parent / "etc").exists()
+    kept = wait(client, post_job(client, photo, method="fast", preserve_color="true").json()["id"])
+    coloured = _image(client.get(f"/api/jobs/{kept['id']}/result").content)
+    assert np.abs(_chroma(coloured) - _chroma(_image(photo.read_bytes()))).mean() < 0.5 * np.abs(
+        _chroma(stylized) - _chroma(_image(photo.read_bytes()))).mean()  # the photo's colours, the network's strokes
+
+
+def _chroma(rgb: np.ndarray) -> np.ndarray:
+    """The I and Q channels of YIQ (what colour preservation keeps of the photo)."""
+    r, g, b = (rgb[..., c] / 255.0 for c in range(3))
+    return np.stack([0.596 * r - 0.274 * g - 0.322 * b, 0.211 * r - 0.523 * g + 0.312 * b])
 
 
 def test_clip_keeps_its_frames_size_and_sound_and_is_measured(serve, tmp_path: Path) -> None:
@@ -60,6 +70,19 @@ def test_clip_keeps_its_frames_size_and_sound_and_is_measured(serve, tmp_path: P
     with open_video(out) as video:
         assert (video.frame_count, video.width, video.height, video.has_audio) == (4, 64, 48, True)
     assert abs(audio_seconds(out) - 1.0) < 0.05
+
+
+def test_optimize_a_clip_with_the_consistent_method(serve, tmp_path: Path) -> None:
+    client = serve()
+    clip = write_clip(tmp_path / "clip.mp4", frames=2, size=(64, 48), fps=2)
+    job = wait(client, post_job(client, clip, method="optimize", style="udnie", iterations=2).json()["id"], 120)
+    assert job["status"] == "done", job["error"]
+    assert (job["unit"], job["progress"]["done"], job["progress"]["total"]) == ("frame", 2, 2)
+    out = tmp_path / "result.mp4"
+    out.write_bytes(client.get(f"/api/jobs/{job['id']}/result").content)
+    with open_video(out) as video:  # optimize.py's consistent method, at the clip's own size, with its sound
+        assert (video.frame_count, video.width, video.height, video.has_audio) == (2, 64, 48, True)
+    assert "method: consistent" in (tmp_path / "web" / job["id"] / "config.yaml").read_text()
 
 
 def test_optimize_a_photo_with_a_blend_and_cancel_a_long_one(serve, tmp_path: Path) -> None:
