@@ -12,19 +12,10 @@ resolved config, and with ``logger=csv`` (default) the loss curves as CSV and PN
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from omegaconf import DictConfig
-
 from nst.app.cli import hydra_entry
 from nst.app.optimize import optimize
 
-
-@hydra_entry("optimize")
-def main(cfg: DictConfig) -> Path:
-    """Load, stylize, write the output atomically, print a summary line and the output path."""
-    return optimize(cfg)
-
+main = hydra_entry("optimize")(optimize)
 
 if __name__ == "__main__":
     main()

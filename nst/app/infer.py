@@ -1,30 +1,48 @@
-"""infer.py's body: stylize ``cfg.input`` with the network of ``cfg.weights`` into ``cfg.output``.
+"""The body of infer.py: stylize images, videos and folders with a trained fast network, or export it.
 
 The command line and the web page (:mod:`nst.web`) both call :func:`infer`, so a job from the page is the same
-run as ``python infer.py`` with the same config.
-"""
+run as ``python infer.py`` with the same config."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from nst.app.config import style_choice
 from nst.app.device import resolve_device
 from nst.errors import NSTError
-from nst.fastnet.engines import make_engine
-from nst.fastnet.formats import load_weights
-from nst.fastnet.stylize_media import InferSettings, Summary, count_frames, plan_jobs, run_jobs
+from nst.fastnet.infer.engines import make_engine
+from nst.fastnet.infer.jobs import InferSettings, Summary, count_frames, plan_jobs, run_jobs
+from nst.fastnet.weights import load_weights
+
+
+def export(cfg: DictConfig) -> None:
+    """``export=onnx|torchscript``: write the network to ``cfg.output``, checked against PyTorch."""
+    from nst.fastnet.infer.portable import export_model
+
+    net = load_weights(cfg.weights).single_style(style_choice(cfg.get("style")))
+    output = Path(cfg.output)
+    if output.suffix.lower() not in (".onnx", ".pt", ".ts", ".torchscript"):
+        output = output.with_suffix(".onnx" if cfg.export == "onnx" else ".pt")
+    path, difference = export_model(net, output, str(cfg.export))
+    check = "not checked (pip install onnxruntime)" if difference is None else f"mean |diff| {difference:.1e}"
+    print(f"wrote {path} ({cfg.export}, dynamic batch/height/width, {check} against PyTorch)")
 
 
 def infer(cfg: DictConfig, on_frames: Callable[[int], None] | None = None,
-          on_start: Callable[[int | None], None] | None = None) -> Summary:
-    """Stylize, print what was written and how fast, measure with ``metrics=true``; returns the summary.
+          on_start: Callable[[int | None], None] | None = None) -> Summary | None:
+    """Stylize ``cfg.input`` into ``cfg.output`` (or export the network), print what was written and how fast;
+    returns the summary (None for an export).
 
     ``on_start(total frames)`` is called once the work is planned, ``on_frames(n)`` after every ``n`` frames (an
     exception it raises stops the run with no output left behind)."""
+    if OmegaConf.is_missing(cfg, "weights"):
+        raise NSTError("infer.py needs weights=PATH: the .pt file train.py exports, or a train.py checkpoints/*.ckpt")
+    if cfg.get("export"):
+        return export(cfg)
     if cfg.batch_size < 1:
         raise NSTError(f"batch_size must be at least 1, got {cfg.batch_size}")
     start = time.perf_counter()

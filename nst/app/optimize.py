@@ -1,4 +1,4 @@
-"""optimize.py's body (Gatys et al. 2016 on a still image, or a video through :mod:`nst.app.optimize_video`),
+"""The body of optimize.py: Gatys et al. 2016 on one still image (videos go on to nst/app/optimize_video.py),
 called by the command line and by the web page (:mod:`nst.web`) alike."""
 
 from __future__ import annotations
@@ -24,17 +24,12 @@ from nst.io.video import is_video
 
 
 def optimize(cfg: DictConfig, on_step: Callable[[int, int], None] | None = None) -> Path:
-    """optimize.py's body: a still image here, a video by :func:`~nst.app.optimize_video.optimize_video`.
+    """Load, stylize, write the image atomically, print a summary line and the output path.
 
     ``on_step(done, total)`` follows the work (iterations of a still, frames of a video); an exception it raises
     stops the run and no output is written."""
     if is_video(cfg.content):  # a video file, GIF or frame folder: nst/app/optimize_video.py
         return optimize_video(cfg, on_step)
-    return optimize_image(cfg, on_step)
-
-
-def optimize_image(cfg: DictConfig, on_step: Callable[[int, int], None] | None = None) -> Path:
-    """Load, stylize, write the image atomically, print a summary line and the output path."""
     run_dir = Path(cfg.paths.output_dir)
     output = Path(cfg.output)
     if output.suffix.lower() not in IMAGE_SUFFIXES:
@@ -82,3 +77,4 @@ def optimize_image(cfg: DictConfig, on_step: Callable[[int, int], None] | None =
     print(result.summary(), flush=True)
     print(f"output: {output}", flush=True)
     return output
+

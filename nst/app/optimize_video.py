@@ -11,7 +11,6 @@ E_warp's flow is ``metrics_flow`` (auto: one the temporal loss did not use, see 
 
 from __future__ import annotations
 
-import json
 import math
 import shlex
 import sys
@@ -28,13 +27,14 @@ from nst.app.config import build, plain, style_paths
 from nst.app.device import check_precision, resolve_device
 from nst.app.run_info import resolved_dict, save_run_info
 from nst.errors import NSTError
+from nst.evaluation.measure import print_table, record, write_json
 from nst.flow.cache import VideoFlows
 from nst.flow.named import build_estimator, metrics_flow
 from nst.gatys.loop import LoopSettings
 from nst.gatys.video import FrameRecord, VideoSettings, stylize_video
 from nst.gatys.video_log import FrameLog
 from nst.gatys.video_store import InputFrames, PassFolders, check_job, content_identity, style_digests, working_size
-from nst.io.files import atomic_path, refuse_overwriting
+from nst.io.files import refuse_overwriting
 from nst.io.frames import check_frame_folder
 from nst.io.image import IMAGE_SUFFIXES, load_style_images
 from nst.io.media import VideoReader
@@ -223,37 +223,24 @@ def closing_metrics(
 def write_metrics(
     cfg: DictConfig, inputs: InputFrames, store: PassFolders, output: Path, records: list, device: torch.device
 ) -> dict:
-    """The metric table of :mod:`nst.metrics` for this run: printed, written to ``<run>/metrics.json``; returned."""
+    """The metric table of :mod:`nst.evaluation.measure` for this run: printed, written to ``<run>/metrics.json``;
+    returned as the ``metrics/*`` summary the loggers take."""
     arch, weights = metric_encoder(cfg)
     criterion = metric_criterion(weights, device, arch)
     criterion.set_style(load_style_images(style_paths(cfg.style), max(inputs.size)), plain(cfg.style.blend))
     estimator = build_estimator(metrics_flow(cfg.get("metrics_flow", "auto"), cfg.flow.get("_target_")))
     metrics = evaluate_video(iter(inputs), store.output_frames(), criterion, estimator) if inputs.count > 1 else None
     timed = [r.seconds for r in records]
-    summary = {
-        "metrics/warp_error_input": metrics.warp_error_input.mean if metrics else math.nan,
-        "metrics/warp_error": metrics.warp_error_output.mean if metrics else math.nan,
-        "metrics/warp_error_ratio": metrics.ratio if metrics else math.nan,
-        "metrics/style_distance": metrics.style_distance.mean if metrics else math.nan,
-        "metrics/content_distance": metrics.content_distance.mean if metrics else math.nan,
-    }
-    report = {
-        "input": str(cfg.content), "output": str(output), "method": cfg.video.method, "frames": inputs.count,
-        "width": inputs.size[1], "height": inputs.size[0], "flow": estimator.name,
-        "encoder": criterion.encoder.label,
-        "seconds_per_frame": sum(timed) / len(timed) if timed else None,
-        "flow_wait_share": sum(r.flow_wait for r in records) / sum(timed) if timed else None,
-        **{k.removeprefix("metrics/"): (None if math.isnan(x) else x) for k, x in summary.items()},
-        "definition": f"E_warp = mean_t sum(M*(O_t - W(O_t-1))^2) / (3*sum M), RGB in [0,1], {estimator.name} flow on "
-                      "the input, M = fw-bw check + motion boundaries + out of frame (Ruder 2016); see nst/metrics.py",
-    }
-    with atomic_path(Path(cfg.paths.output_dir) / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-    rows = [("E_warp input", "warp_error_input"), ("E_warp output", "warp_error"),
-            ("E_warp output/input", "warp_error_ratio"), ("style distance", "style_distance"),
-            ("content distance", "content_distance")]
-    print(f"metrics of {inputs.count} frames, encoder {criterion.encoder.label}, E_warp with {estimator.name} flow:",
-          flush=True)
-    for label, key in rows:
-        print(f"{label:<22}{summary['metrics/' + key]:>12.4g}", flush=True)
+    report = record(
+        cfg.content, output, frames=inputs.count, size=inputs.size, flow=estimator.name,
+        encoder=criterion.encoder.label, style_image=style_paths(cfg.style)[0], style_blend=plain(cfg.style.blend),
+        metrics=metrics, method=cfg.video.method, seconds_per_frame=sum(timed) / len(timed) if timed else None,
+        flow_wait_share=sum(r.flow_wait for r in records) / sum(timed) if timed else None,
+    )
+    write_json(report, Path(cfg.paths.output_dir) / "metrics.json")
+    print_table(report, "metrics")
+    names = {"warp_error_input": "warp_error_input", "warp_error": "warp_error_output",
+             "warp_error_ratio": "warp_error_ratio", "style_distance": "style_distance",
+             "content_distance": "content_distance"}
+    summary = {f"metrics/{name}": math.nan if report[key] is None else report[key] for name, key in names.items()}
     return {**summary, "metrics/encoder": criterion.encoder.label}

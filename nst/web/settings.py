@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from nst.errors import NSTError
-from nst.fastnet.formats import load_weights
+from nst.fastnet.weights import load_weights
 
 #: Rough speeds for the page's estimate before a job starts, in seconds per megapixel and unit (a frame of a
 #: fast network, an iteration of an optimization): rough figures for a 2-core CPU and a recent GPU.

@@ -51,5 +51,6 @@ def test_refusals_are_one_line(args: list[str], line: str, tmp_path: Path, monke
                                       f"hydra.run.dir={tmp_path / 'run'}"])
     with pytest.raises(SystemExit) as exc:
         load_entry("web").main()
-    assert exc.value.code == 1 and capsys.readouterr().err.strip() == line
+    assert exc.value.code == 1
+    assert capsys.readouterr().err.strip() == f"{line} (run folder: {tmp_path / 'run'})"  # Hydra's record is there
     assert not (tmp_path / "jobs").exists()

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from nst.fastnet.export import export_weights
 from nst.fastnet.transformer_net import TransformerNet
+from nst.fastnet.weights import export_weights
 from nst.web.server import create_app
 from tests.helpers import make_images
 from tests.web.conftest import settings_for

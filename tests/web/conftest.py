@@ -11,8 +11,8 @@ import pytest
 import torch
 from fastapi.testclient import TestClient
 
-from nst.fastnet.export import export_weights
 from nst.fastnet.transformer_net import TransformerNet
+from nst.fastnet.weights import export_weights
 from nst.web.server import create_app
 from nst.web.settings import WebSettings
 
