@@ -6,7 +6,9 @@
 3. ``gatys`` and ``fastnet`` import rules 1 and 2, never each other; ``evaluation`` may import both.
 4. Lightning only in ``fastnet/{module,data,video_data}.py`` and ``fastnet/callbacks/``; weights and
    ``fastnet/infer/`` (export included) load without it.
-5. Hydra and OmegaConf only in ``app/`` and the entry points.
+5. Hydra and OmegaConf only in ``app/``, ``web/`` (the local web page composes the commands' configs) and the
+   entry points.
+6. ``app/`` and ``web/`` are the wiring and may import every unit; only they import ``web``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ RULE2 = {"encoders", "losses", "color", "metrics", "tracking"}
 LIGHTNING_FILES = {"nst/fastnet/module.py", "nst/fastnet/data.py", "nst/fastnet/video_data.py"}
 LIGHTNING_FOLDERS = ("nst/fastnet/callbacks/",)
 MAX_LINES = 300
+#: The wiring to Hydra: the entry points' bodies (app/) and the local web page (web/).
+WIRING = ("app", "web")
 
 
 def _sources() -> list[Path]:
@@ -91,7 +95,8 @@ def test_each_module_imports_only_what_its_layer_may(path: Path) -> None:
         allowed = RULE1 | RULE2
     elif unit == "evaluation":
         allowed = RULE1 | RULE2 | {"gatys", "fastnet"}
-    else:  # app: the wiring, may use everything
+    else:  # app and web: the wiring, may use everything
+        assert unit in WIRING, f"{path.relative_to(ROOT)}: unit {unit!r} has no import rule"
         allowed = used
     assert used <= allowed, f"{path.relative_to(ROOT)} imports {sorted(used - allowed)}"
 
@@ -102,7 +107,7 @@ def test_frameworks_stay_where_they_belong(path: Path) -> None:
     tops = {name.split(".")[0] for name in _imports(path)}
     if rel not in LIGHTNING_FILES and not rel.startswith(LIGHTNING_FOLDERS):
         assert not tops & {"lightning", "pytorch_lightning"}, f"{rel} imports Lightning"
-    if not (rel.startswith("nst/app/") or path in ENTRY_POINTS):
+    if not (rel.startswith(tuple(f"nst/{unit}/" for unit in WIRING)) or path in ENTRY_POINTS):
         assert not tops & {"hydra", "omegaconf"}, f"{rel} imports Hydra/OmegaConf"
 
 

@@ -1,8 +1,12 @@
-"""The body of infer.py: stylize images, videos and folders with a trained fast network, or export it."""
+"""The body of infer.py: stylize images, videos and folders with a trained fast network, or export it.
+
+The command line and the web page (:mod:`nst.web`) both call :func:`infer`, so a job from the page is the same
+run as ``python infer.py`` with the same config."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
@@ -11,7 +15,7 @@ from nst.app.config import style_choice
 from nst.app.device import resolve_device
 from nst.errors import NSTError
 from nst.fastnet.infer.engines import make_engine
-from nst.fastnet.infer.jobs import InferSettings, count_frames, plan_jobs, run_jobs
+from nst.fastnet.infer.jobs import InferSettings, Summary, count_frames, plan_jobs, run_jobs
 from nst.fastnet.weights import load_weights
 
 
@@ -28,8 +32,13 @@ def export(cfg: DictConfig) -> None:
     print(f"wrote {path} ({cfg.export}, dynamic batch/height/width, {check} against PyTorch)")
 
 
-def infer(cfg: DictConfig) -> None:
-    """Stylize ``cfg.input`` into ``cfg.output`` (or export the network), print what was written and how fast."""
+def infer(cfg: DictConfig, on_frames: Callable[[int], None] | None = None,
+          on_start: Callable[[int | None], None] | None = None) -> Summary | None:
+    """Stylize ``cfg.input`` into ``cfg.output`` (or export the network), print what was written and how fast;
+    returns the summary (None for an export).
+
+    ``on_start(total frames)`` is called once the work is planned, ``on_frames(n)`` after every ``n`` frames (an
+    exception it raises stops the run with no output left behind)."""
     if OmegaConf.is_missing(cfg, "weights"):
         raise NSTError("infer.py needs weights=PATH: the .pt file train.py exports, or a train.py checkpoints/*.ckpt")
     if cfg.get("export"):
@@ -41,10 +50,12 @@ def infer(cfg: DictConfig) -> None:
     jobs = plan_jobs(cfg.input, cfg.output)
     net = load_weights(cfg.weights, map_location=device).single_style(style_choice(cfg.get("style")))
     total = count_frames(jobs)
+    if on_start is not None:
+        on_start(total)
     engine = make_engine(net, device, cfg.engine, cfg.precision, cfg.compile, cfg.batch_size, total)
     settings = InferSettings(cfg.batch_size, cfg.max_size, cfg.side_by_side, cfg.crf, cfg.audio)
     setup = time.perf_counter() - start
-    summary = run_jobs(engine, jobs, settings, total)
+    summary = run_jobs(engine, jobs, settings, total, on_frames)
     more = f" ... ({len(summary.outputs)} in all)" if len(summary.outputs) > 3 else ""
     shown = ", ".join(map(str, summary.outputs[:3])) + more
     print(f"wrote {shown}")
@@ -54,3 +65,4 @@ def infer(cfg: DictConfig) -> None:
         from nst.app.closing_metrics import measure_infer_jobs
 
         measure_infer_jobs(jobs, cfg)
+    return summary

@@ -1,7 +1,9 @@
-"""The body of optimize.py: Gatys et al. 2016 on one still image (videos go on to nst/app/optimize_video.py)."""
+"""The body of optimize.py: Gatys et al. 2016 on one still image (videos go on to nst/app/optimize_video.py),
+called by the command line and by the web page (:mod:`nst.web`) alike."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -21,10 +23,13 @@ from nst.io.image import IMAGE_SUFFIXES, load_input, load_style_images, save_ima
 from nst.io.video import is_video
 
 
-def optimize(cfg: DictConfig) -> Path:
-    """Load, stylize, write the image atomically, print a summary line and the output path."""
+def optimize(cfg: DictConfig, on_step: Callable[[int, int], None] | None = None) -> Path:
+    """Load, stylize, write the image atomically, print a summary line and the output path.
+
+    ``on_step(done, total)`` follows the work (iterations of a still, frames of a video); an exception it raises
+    stops the run and no output is written."""
     if is_video(cfg.content):  # a video file, GIF or frame folder: nst/app/optimize_video.py
-        return optimize_video(cfg)
+        return optimize_video(cfg, on_step)
     run_dir = Path(cfg.paths.output_dir)
     output = Path(cfg.output)
     if output.suffix.lower() not in IMAGE_SUFFIXES:
@@ -54,6 +59,8 @@ def optimize(cfg: DictConfig) -> Path:
         plain(cfg.logger), run_dir, resolved_dict(cfg), sum(pyramid.schedule(cfg.iterations)),
         save_every=cfg.save_every, color_source=content if cfg.preserve_color else None,
     )
+    if on_step is not None:
+        callbacks.append(lambda info: on_step(info.iteration + 1, info.iterations))
     result = stylize_pyramid(
         content,
         criterion,

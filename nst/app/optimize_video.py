@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ from nst.evaluation.measure import print_table, record, write_json
 from nst.flow.cache import VideoFlows
 from nst.flow.named import build_estimator, metrics_flow
 from nst.gatys.loop import LoopSettings
-from nst.gatys.video import VideoSettings, stylize_video
+from nst.gatys.video import FrameRecord, VideoSettings, stylize_video
 from nst.gatys.video_log import FrameLog
 from nst.gatys.video_store import InputFrames, PassFolders, check_job, content_identity, style_digests, working_size
 from nst.io.files import refuse_overwriting
@@ -117,8 +118,10 @@ def resume_command(run_dir: Path) -> str:
     return f"python {Path(sys.argv[0]).name} {args}"
 
 
-def optimize_video(cfg: DictConfig) -> Path:
-    """Stylize the video of ``cfg.content``; returns the output path. See the module docstring."""
+def optimize_video(cfg: DictConfig, on_step: Callable[[int, int], None] | None = None) -> Path:
+    """Stylize the video of ``cfg.content``; returns the output path. See the module docstring.
+
+    ``on_step(done, total)`` is called after each finished frame (frames of all passes)."""
     run_dir = Path(cfg.paths.output_dir)
     content = Path(cfg.content)
     check_video_settings(cfg)
@@ -152,10 +155,18 @@ def optimize_video(cfg: DictConfig) -> Path:
         print(f"{run_dir}: {done} of {inputs.count * store.passes} frames finished; {where}", file=sys.stderr)
     log = FrameLog(run_dir, inputs.count, store.passes, done, plain(cfg.logger), resolved_dict(cfg))
     flows = VideoFlows(inputs.frame, build(cfg.flow), run_dir / "flow", device)
+
+    def on_frame(record: FrameRecord) -> None:
+        log(record)
+        if on_step is not None:
+            on_step(record.pass_index * inputs.count + record.step + 1, inputs.count * store.passes)
+
+    if on_step is not None:
+        on_step(done, inputs.count * store.passes)
     try:
         result = stylize_video(
             inputs, criterion, flows, store, settings=settings, video=video, style_images=style_images,
-            style_blend=plain(cfg.style.blend), fps=reader.fps, on_frame=log,
+            style_blend=plain(cfg.style.blend), fps=reader.fps, on_frame=on_frame,
         )
     except KeyboardInterrupt:
         log.finish(None)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from nst.app.ship import main, ship
-from nst.fastnet.weights import export_weights, load_exported, read_meta
 from nst.fastnet.transformer_net import TransformerNet
+from nst.fastnet.weights import export_weights, load_exported, read_meta
 
 
 def test_a_shipped_file_is_half_the_size_loads_in_float32_and_paints_the_same(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,22 +146,26 @@ def _stylize_image(engine: FrameEngine, job: Job, settings: InferSettings) -> in
     return 1
 
 
-def _stylize_one_video(engine: FrameEngine, job: Job, settings: InferSettings, bar: tqdm) -> int:
+def _stylize_one_video(engine: FrameEngine, job: Job, settings: InferSettings, bar: Callable[[int], None]) -> int:
     with open_video(job.source) as reader:
         height, width = fit_long_side(reader.height, reader.width, settings.max_size, upscale=False)
         kwargs = {"audio_from": reader, "audio": settings.audio, "crf": settings.crf}
         with open_writer(job.target, reader.fps, width, height, **kwargs) as writer:
             if not settings.side_by_side:
                 return stylize_video(engine, reader, writer, settings.batch_size, (width, height),
-                                     on_batch=bar.update)
+                                     on_batch=bar)
             side = side_by_side_path(job.target)
             with open_writer(side, reader.fps, 2 * width, height, **kwargs) as pair:
                 return stylize_video(engine, reader, writer, settings.batch_size, (width, height), pair,
-                                     on_batch=bar.update)
+                                     on_batch=bar)
 
 
-def run_jobs(engine: FrameEngine, jobs: list[Job], settings: InferSettings, total: int | None = None) -> Summary:
-    """Run ``jobs`` in order with one progress bar (frames, frames/s); returns what was done."""
+def run_jobs(engine: FrameEngine, jobs: list[Job], settings: InferSettings, total: int | None = None,
+             on_frames: Callable[[int], None] | None = None) -> Summary:
+    """Run ``jobs`` in order with one progress bar (frames, frames/s); returns what was done.
+
+    ``on_frames(n)`` is called after every ``n`` frames stylized (the web page's progress); an exception it
+    raises stops the run, and the output being written is not left behind."""
     for job in jobs:
         check_output(job.target)
         if job.video and settings.side_by_side:
@@ -168,12 +173,18 @@ def run_jobs(engine: FrameEngine, jobs: list[Job], settings: InferSettings, tota
     summary = Summary()
     start = time.perf_counter()
     with tqdm(total=total, unit="frame", desc="stylizing", dynamic_ncols=True, disable=total == 1) as bar:
+
+        def done(n: int) -> None:
+            bar.update(n)
+            if on_frames is not None:
+                on_frames(n)
+
         for job in jobs:
             if job.video:
-                summary.frames += _stylize_one_video(engine, job, settings, bar)
+                summary.frames += _stylize_one_video(engine, job, settings, done)
             else:
                 summary.frames += _stylize_image(engine, job, settings)
-                bar.update(1)
+                done(1)
             summary.outputs.append(job.target)
             if job.video and settings.side_by_side:
                 summary.outputs.append(side_by_side_path(job.target))
