@@ -4,63 +4,15 @@
 ``python infer.py weights=style.pt export=onnx output=style.onnx`` (also ``export=torchscript``).
 
 ``weights`` is the file train.py exports (``train_style.pt``, ``checkpoints/best.pt``), one of its checkpoints
-(``checkpoints/best.ckpt``, ``last.ckpt``), or a foreign format (see nst/fastnet/formats.py).
+(``checkpoints/best.ckpt``, ``last.ckpt``), or a foreign format (see nst/fastnet/foreign_weights.py).
 """
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
-from omegaconf import DictConfig, OmegaConf
-
 from nst.app.cli import hydra_entry
-from nst.app.config import style_choice
-from nst.app.device import resolve_device
-from nst.errors import NSTError
-from nst.fastnet.engines import make_engine
-from nst.fastnet.formats import load_weights
-from nst.fastnet.stylize_media import InferSettings, count_frames, plan_jobs, run_jobs
+from nst.app.infer import infer
 
-
-def export(cfg: DictConfig) -> None:
-    from nst.fastnet.exporters import export_model
-
-    net = load_weights(cfg.weights).single_style(style_choice(cfg.get("style")))
-    output = Path(cfg.output)
-    if output.suffix.lower() not in (".onnx", ".pt", ".ts", ".torchscript"):
-        output = output.with_suffix(".onnx" if cfg.export == "onnx" else ".pt")
-    path, difference = export_model(net, output, str(cfg.export))
-    check = "not checked (pip install onnxruntime)" if difference is None else f"mean |diff| {difference:.1e}"
-    print(f"wrote {path} ({cfg.export}, dynamic batch/height/width, {check} against PyTorch)")
-
-
-@hydra_entry("infer")
-def main(cfg: DictConfig) -> None:
-    if OmegaConf.is_missing(cfg, "weights"):
-        raise NSTError("infer.py needs weights=PATH: the .pt file train.py exports, or a train.py checkpoints/*.ckpt")
-    if cfg.get("export"):
-        return export(cfg)
-    if cfg.batch_size < 1:
-        raise NSTError(f"batch_size must be at least 1, got {cfg.batch_size}")
-    start = time.perf_counter()
-    device = resolve_device(cfg.device)
-    jobs = plan_jobs(cfg.input, cfg.output)
-    net = load_weights(cfg.weights, map_location=device).single_style(style_choice(cfg.get("style")))
-    total = count_frames(jobs)
-    engine = make_engine(net, device, cfg.engine, cfg.precision, cfg.compile, cfg.batch_size, total)
-    settings = InferSettings(cfg.batch_size, cfg.max_size, cfg.side_by_side, cfg.crf, cfg.audio)
-    setup = time.perf_counter() - start
-    summary = run_jobs(engine, jobs, settings, total)
-    more = f" ... ({len(summary.outputs)} in all)" if len(summary.outputs) > 3 else ""
-    shown = ", ".join(map(str, summary.outputs[:3])) + more
-    print(f"wrote {shown}")
-    print(f"stylized {summary.frames} frame(s) in {summary.seconds:.2f} s: {summary.fps:.2f} frames/s "
-          f"({engine.name}, {engine.precision}, {device.type}, batch {cfg.batch_size}; setup {setup:.1f} s)")
-    if cfg.metrics:  # the outputs are written: a failing measurement is a warning, not a failed run
-        from nst.app.closing_metrics import measure_infer_jobs
-
-        measure_infer_jobs(jobs, cfg)
+main = hydra_entry("infer")(infer)
 
 if __name__ == "__main__":
     main()

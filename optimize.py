@@ -12,76 +12,10 @@ resolved config, and with ``logger=csv`` (default) the loss curves as CSV and PN
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import torch
-from omegaconf import DictConfig
-
-from nst.app.builders import build_criterion
 from nst.app.cli import hydra_entry
-from nst.app.config import build, plain, style_paths
-from nst.app.device import check_precision, resolve_device, tune_convolutions
-from nst.app.optimize_video import optimize_video
-from nst.app.run_info import resolved_dict, save_run_info
-from nst.errors import NSTError
-from nst.gatys.callbacks import build_callbacks
-from nst.gatys.loop import LoopSettings
-from nst.gatys.pyramid import stylize_pyramid
-from nst.io.files import refuse_overwriting
-from nst.io.image import IMAGE_SUFFIXES, load_input, load_style_images, save_image
-from nst.io.video import is_video
+from nst.app.optimize import optimize
 
-
-@hydra_entry("optimize")
-def main(cfg: DictConfig) -> Path:
-    """Load, stylize, write the image atomically, print a summary line and the output path."""
-    if is_video(cfg.content):  # a video file, GIF or frame folder: nst/app/optimize_video.py
-        return optimize_video(cfg)
-    run_dir = Path(cfg.paths.output_dir)
-    output = Path(cfg.output)
-    if output.suffix.lower() not in IMAGE_SUFFIXES:
-        raise NSTError(f"output={output} has no image suffix; use one of {', '.join(IMAGE_SUFFIXES)}")
-    refuse_overwriting(output, [cfg.content, *style_paths(cfg.style)])
-    save_run_info(cfg, run_dir)
-    torch.manual_seed(cfg.seed)
-    device = resolve_device(cfg.device)
-    check_precision(device, cfg.precision)
-    tune_convolutions(device)
-
-    pyramid = build(cfg.pyramid)
-    content = load_input(cfg.content, cfg.max_size, "content")  # max_size: an upper limit, never upscaled
-    style_size = cfg.style.get("size") or max(content.shape[-2:])  # default: the content's long side
-    style_images = load_style_images(style_paths(cfg.style), style_size)
-    pyramid.check(content, style_images)  # a schedule too deep for these images fails before VGG loads
-    criterion = build_criterion(cfg).to(device)
-    settings = LoopSettings(
-        iterations=cfg.iterations,
-        optimizer=build(cfg.optimizer),
-        patience=cfg.early_stop.patience if cfg.early_stop.enabled else None,
-        tolerance=cfg.early_stop.tolerance,
-        precision=cfg.precision,
-    )
-    callbacks = build_callbacks(
-        plain(cfg.logger), run_dir, resolved_dict(cfg), sum(pyramid.schedule(cfg.iterations)),
-        save_every=cfg.save_every, color_source=content if cfg.preserve_color else None,
-    )
-    result = stylize_pyramid(
-        content,
-        criterion,
-        pyramid=pyramid,
-        settings=settings,
-        style_images=style_images,
-        style_blend=plain(cfg.style.blend),
-        init=cfg.init,
-        preserve_color=cfg.preserve_color,
-        callbacks=callbacks,
-        seed=cfg.seed,
-    )
-    save_image(result.image, output)
-    print(result.summary(), flush=True)
-    print(f"output: {output}", flush=True)
-    return output
-
+main = hydra_entry("optimize")(optimize)
 
 if __name__ == "__main__":
     main()

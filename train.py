@@ -12,7 +12,7 @@ weights file (for infer.py) is written to ``export_path`` when training ends or 
 from __future__ import annotations
 
 from nst.app.cli import hydra_entry
-from nst.app.training import train
+from nst.app.train import train
 
 main = hydra_entry("train")(train)
 

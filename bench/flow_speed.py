@@ -26,11 +26,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nst.encoders.vgg import VGGFeatures  # noqa: E402
 from nst.flow import FlowEstimator  # noqa: E402
 from nst.flow.opencv import DISFlow, FarnebackFlow  # noqa: E402
 from nst.io.video import open_video  # noqa: E402
 from nst.losses import StyleTransferCriterion  # noqa: E402
-from nst.vgg import VGGFeatures  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "assets" / "video" / "sintel_mountain_2.mp4"

@@ -9,7 +9,7 @@ PyTorch's fast_neural_style example (``python neural_style.py eval``); it exclud
 Ours, model alone: the engine that infer.py picks (``engine=auto``: ONNX Runtime on a CPU, PyTorch with batches,
 autocast and channels_last on a GPU) on uint8 frames already in memory (on a GPU: host to device and back
 included). Ours, file to file: a synthetic H.264 clip of ``--frames`` frames decoded, stylized and encoded
-(crf 18, veryfast) by the threaded pipeline of nst.fastnet.video_inference. Engine set-up (the ONNX export, or
+(crf 18, veryfast) by the threaded pipeline of nst.fastnet.infer.pipeline. Engine set-up (the ONNX export, or
 torch.compile) is printed separately and not counted in frames/s.
 
 Targets (issue #16): on a CPU, file to file at 720p >= 1.5x the baseline's bare-forward frames/s; on an H100,
@@ -35,9 +35,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 from video_io_speed import synthetic_frames  # noqa: E402
 
 from nst.app.device import resolve_device  # noqa: E402
-from nst.fastnet.engines import make_engine  # noqa: E402
+from nst.fastnet.infer.engines import make_engine  # noqa: E402
+from nst.fastnet.infer.pipeline import stylize_video  # noqa: E402
 from nst.fastnet.transformer_net import TransformerNet  # noqa: E402
-from nst.fastnet.video_inference import stylize_video  # noqa: E402
 from nst.io.video import open_video, open_writer  # noqa: E402
 
 

@@ -3,7 +3,7 @@
     python bench/optimize_speed.py [--device auto|cpu|cuda] [--iters 6] [--rounds 2] [--threads N]
                                    [--pyramid-size 256] [--pyramid-iters 300] [--schedule 200,100,100 ...]
                                    [--skip-speed] [--skip-pyramid]
-    python bench/optimize_speed.py --skip-speed --pyramid-size 1024     # the README's pyramid figure
+    python bench/optimize_speed.py --skip-speed --pyramid-size 1024     # the 1024 px pyramid figure (docs/speed.md)
 
 1. Seconds per L-BFGS iteration (one loss evaluation), against the "Neural Transfer Using PyTorch" tutorial as
    published, on the same work: its ``get_style_model_and_losses`` with losses after the same layers (Table I
@@ -37,12 +37,13 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nst.app.device import check_precision, resolve_device  # noqa: E402
+from nst.encoders.layers import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from nst.encoders.vgg import VGGFeatures  # noqa: E402
 from nst.errors import NSTError  # noqa: E402
 from nst.gatys.loop import LoopSettings  # noqa: E402
 from nst.gatys.pyramid import Pyramid, stylize_pyramid  # noqa: E402
 from nst.io.image import load_image  # noqa: E402
 from nst.losses import StyleTransferCriterion  # noqa: E402
-from nst.vgg import IMAGENET_MEAN, IMAGENET_STD, VGGFeatures  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Table I of Gatys et al. 2016 in the tutorial's names, and the same tensors in ours (pre-ReLU).

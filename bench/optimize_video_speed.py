@@ -29,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nst.encoders.vgg import VGGFeatures  # noqa: E402
 from nst.flow.cache import VideoFlows  # noqa: E402
 from nst.flow.opencv import DISFlow  # noqa: E402
 from nst.gatys.loop import LoopSettings, PixelOptimizer  # noqa: E402
@@ -37,7 +38,6 @@ from nst.gatys.video_store import InputFrames, PassFolders, working_size  # noqa
 from nst.io.image import load_input  # noqa: E402
 from nst.io.video import open_video  # noqa: E402
 from nst.losses import StyleTransferCriterion  # noqa: E402
-from nst.vgg import VGGFeatures  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "assets" / "video" / "sintel_mountain_2.mp4"

@@ -9,7 +9,7 @@ terms: ``none`` (plain Johnson et al. 2016), ``noise`` (Rainy & de Berker 2018, 
 the bundled photo and those of ``/work/shared/data/content`` (copied into a temporary folder). Each network then
 stylizes the bundled Sintel clip, measured as in :mod:`nst.metrics` (DIS flow on the input, E_warp with its
 reliability mask, style distance relu1_1..relu5_1, content distance relu4_2) by the consistency probe of
-:mod:`nst.fastnet.consistency`, and the input clip's own E_warp is printed as the reference. Step time is the
+:mod:`nst.fastnet.callbacks.consistency`, and the input clip's own E_warp is printed as the reference. Step time is the
 median of training steps timed afterwards with the four networks interleaved (a fair ratio on a busy machine).
 
 Goals (issue 17): ``synthetic`` E_warp <= 0.7x ``none``'s with a style distance within 15 % of it; ``noise`` below
@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nst.app.builders import build_module  # noqa: E402
 from nst.app.config import CONF_DIR, build  # noqa: E402
-from nst.fastnet.consistency import ConsistencyProbe  # noqa: E402
+from nst.fastnet.callbacks.consistency import ConsistencyProbe  # noqa: E402
 from nst.fastnet.module import seed_training  # noqa: E402
 
 ROOT = CONF_DIR.parent

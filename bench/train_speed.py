@@ -39,13 +39,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nst.app.builders import build_module  # noqa: E402
 from nst.app.config import CONF_DIR, build, plain  # noqa: E402
+from nst.encoders.vgg import VGGFeatures  # noqa: E402
+from nst.fastnet.callbacks.loggers import build_loggers  # noqa: E402
 from nst.fastnet.data import StyleDataModule  # noqa: E402
-from nst.fastnet.loggers import build_loggers  # noqa: E402
 from nst.fastnet.module import seed_training  # noqa: E402
 from nst.fastnet.transformer_net import TransformerNet  # noqa: E402
 from nst.io.image import load_image  # noqa: E402
 from nst.losses import content_loss, gram_matrix, style_loss  # noqa: E402
-from nst.vgg import VGGFeatures  # noqa: E402
 
 STYLE_LAYERS = ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
 CONTENT_LAYER = "relu3_3"

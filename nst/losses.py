@@ -21,7 +21,7 @@ from nst.errors import NSTError
 class Encoder(Protocol):
     """What the criterion needs of an encoder: features by layer name, and the device it runs on.
 
-    :class:`~nst.vgg.VGGFeatures` is one; tests pass a tiny 1x1-conv encoder.
+    :class:`~nst.encoders.vgg.VGGFeatures` is one; tests pass a tiny 1x1-conv encoder.
     """
 
     device: torch.device
@@ -144,8 +144,8 @@ class StyleTransferCriterion(nn.Module):
     Args:
         encoder: an :class:`Encoder` (an ``nn.Module`` mapping ``(image, layers)`` to features, with a
             ``device``), or a factory ``layers -> encoder`` (Hydra ``_partial_`` of
-            :class:`~nst.vgg.VGGFeatures`), called with exactly the layers needed here.
-        content_layers / style_layers: VGG layer names (see :mod:`nst.vgg`).
+            :class:`~nst.encoders.vgg.VGGFeatures`), called with exactly the layers needed here.
+        content_layers / style_layers: VGG layer names (see :mod:`nst.encoders.vgg`).
         content_layer_weights / style_layer_weights: optional per-layer weights (default equal).
         *_weight: the weight of each term; 0 disables it.
         style_normalization: ``none`` (default) or ``target``: see :func:`style_loss`.

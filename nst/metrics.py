@@ -21,30 +21,25 @@ Definitions, pinned (absolute E_warp values differ by 10x between codebases, so 
   frame (:func:`nst.losses.content_loss`); mean over frames.
 * Both distances are of one encoder, VGG-19 or VGG-16, named in reports as ``arch:weights`` (``vgg16:hed``).
 
-Run ``python -m nst.metrics input=clip.mp4 output=stylized.mp4 style.image=painting.jpg`` (see :func:`main`).
+The maths only: tensors in, numbers out. The command (``python -m nst.evaluation.measure``, or as before
+``python -m nst.metrics``), its table and metrics.json live in :mod:`nst.evaluation.measure`.
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import math
 import sys
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
+from nst.encoders.vgg import VGGFeatures, encoder_spec
 from nst.errors import NSTError
 from nst.flow import FlowEstimator, reliability_mask, warp
-from nst.flow.named import build_estimator
 from nst.flow.opencv import DISFlow
-from nst.io.files import atomic_path
-from nst.io.image import load_style_images
 from nst.losses import StyleTransferCriterion
-from nst.vgg import VGGFeatures, encoder_spec
 
 STYLE_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
@@ -101,8 +96,8 @@ def metric_criterion(
 ) -> StyleTransferCriterion:
     """The shared criterion measuring style (relu1_1..relu5_1, equal weights) and content (relu4_2) distances.
 
-    Its encoder: ``arch`` with ``vgg_weights``, or a label ``vgg16:hed`` (:func:`nst.vgg.encoder_spec`), named by
-    ``criterion.encoder.label``. Set its style (``criterion.set_style(style)``) before :func:`style_content_distance`.
+    Its encoder: ``arch`` with ``vgg_weights``, or a label ``vgg16:hed`` (:func:`nst.encoders.vgg.encoder_spec`),
+    named by ``criterion.encoder.label``. Set its style (``criterion.set_style``) before measuring.
     """
     arch, weights = encoder_spec(vgg_weights, arch)
     encoder = VGGFeatures([CONTENT_LAYER, *STYLE_LAYERS], weights=weights, arch=arch)
@@ -190,111 +185,7 @@ def _paired(
         yield x, o
 
 
-# The command line: python -m nst.metrics key=value ... (tiny and strict; no Hydra). Required: input, output,
-# style.image (a blend: [a.jpg,b.jpg] with style.blend=[w1,w2]); vgg.arch (default vgg16 for hed, else vgg19),
-# vgg.weights (imagenet|random|hed|PATH), flow (dis|farneback|raft), flow.weights (raft: DEFAULT|PATH), max_size
-# (long side; default the output's), max_frames, json (default: metrics.json next to the output).
-KEYS = ("input", "output", "style.image", "style.blend", "vgg.arch", "vgg.weights", "flow", "flow.weights",
-        "max_size", "max_frames", "json")
-TABLE = ("E_warp input", "E_warp output", "E_warp output/input", "style distance", "content distance")
+if __name__ == "__main__":  # the old command, kept: the command line lives in nst/evaluation/measure.py
+    from nst.evaluation.measure import main
 
-
-def parse_args(argv: Sequence[str]) -> dict[str, str]:
-    """``key=value`` pairs; unknown or repeated keys and missing required ones are one-line NSTErrors."""
-    args: dict[str, str] = {}
-    for item in argv:
-        key, sep, value = item.partition("=")
-        if not sep or key not in KEYS or key in args:
-            why = "is given twice" if key in args else "is not a key=value argument of nst.metrics"
-            raise NSTError(f"{item!r} {why}; valid keys: {', '.join(f'{k}=' for k in KEYS)}")
-        args[key] = value
-    missing = [k for k in KEYS[:3] if not args.get(k)]
-    if missing:
-        raise NSTError(f"missing {', '.join(missing)}; usage: python -m nst.metrics input=clip.mp4 "
-                       "output=stylized.mp4 style.image=painting.jpg")
-    return args
-
-
-def _positive_int(args: dict[str, str], key: str) -> int | None:
-    value = args.get(key)
-    if value is not None and not (value.isdigit() and int(value) > 0):
-        raise NSTError(f"{key} must be a positive integer, got {value!r}")
-    return None if value is None else int(value)
-
-
-def _listed(args: dict[str, str], key: str, kind: type = str) -> list | None:
-    """``key``'s value as a list of ``kind``: ``[a,b]`` as Hydra writes lists, or one value; None if not given."""
-    value = args.get(key)
-    try:
-        return None if value is None else [kind(v) for v in (value[1:-1].split(",") if value[:1] == "[" else [value])]
-    except ValueError:
-        raise NSTError(f"{key} must be a number or a list of numbers ([0.7,0.3]), got {value!r}") from None
-
-
-def _resized(frames: Iterable[torch.Tensor], size: tuple[int, int]) -> Iterator[torch.Tensor]:
-    """Frames scaled (bilinear, antialiased) to ``size`` = (H, W) when they are not that size already."""
-    for frame in frames:
-        if tuple(frame.shape[-2:]) != size:
-            frame = F.interpolate(frame, size=size, mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
-        yield frame
-
-
-def run(args: dict[str, str]) -> tuple[VideoMetrics, dict]:
-    """Evaluate an output video against its input and the style image; write the JSON; return both.
-
-    The evaluation size is the output's, its long side scaled down to ``max_size``; input frames are
-    scaled to it, so an output made at a smaller size than its input is compared at the output's size.
-    """
-    max_size, max_frames = _positive_int(args, "max_size"), _positive_int(args, "max_frames")
-    estimator = build_estimator(args.get("flow", "dis"), args.get("flow.weights"))
-    from nst.io.video import open_video  # PyAV only for the command line
-
-    with (
-        open_video(args["input"], max_frames=max_frames) as inp,
-        open_video(args["output"], max_frames=max_frames) as out,
-    ):
-        if abs(inp.width * out.height - out.width * inp.height) > 0.02 * out.width * inp.height:
-            raise NSTError(f"input {args['input']} is {inp.width}x{inp.height} but output {args['output']} is "
-                           f"{out.width}x{out.height}: not the same picture; compare a video with its own output")
-        scale = min(1.0, max_size / max(out.width, out.height)) if max_size else 1.0
-        size = (max(1, round(out.height * scale)), max(1, round(out.width * scale)))
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        criterion = metric_criterion(args.get("vgg.weights", "imagenet"), device, args.get("vgg.arch"))
-        styles = [s.to(device) for s in load_style_images(_listed(args, "style.image"), max(size))]
-        criterion.set_style(styles, _listed(args, "style.blend", float))
-        metrics = evaluate_video(_resized(inp, size), _resized(out, size), criterion, estimator)
-    report = {
-        "input": args["input"], "output": args["output"], "style_image": args["style.image"],
-        "style_blend": args.get("style.blend"),
-        "width": size[1], "height": size[0], "frames": len(metrics.style_distance.per_frame),
-        "flow": estimator.name, "encoder": criterion.encoder.label,
-        "definition": "E_warp = mean_t sum(M*(O_t - W(O_t-1))^2) / (3*sum M), RGB in [0,1], flow on the input, "
-                      "M = fw-bw check + motion boundaries + out of frame (Ruder 2016); see nst/metrics.py",
-        "warp_error_ratio": None if math.isnan(metrics.ratio) else metrics.ratio,
-        **{name: asdict(value) for name, value in vars(metrics).items()},
-    }
-    path = Path(args.get("json") or Path(args["output"]).parent / "metrics.json")
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-    return metrics, {**report, "json": str(path)}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m nst.metrics input=... output=... style.image=...``: print the table, write metrics.json."""
-    try:
-        metrics, report = run(parse_args(sys.argv[1:] if argv is None else argv))
-    except NSTError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"{report['frames']} frames at {report['width']}x{report['height']}, flow {report['flow']}, "
-          f"encoder {report['encoder']}")
-    values = (metrics.warp_error_input.mean, metrics.warp_error_output.mean, metrics.ratio,
-              metrics.style_distance.mean, metrics.content_distance.mean)
-    for name, value in zip(TABLE, values, strict=True):
-        print(f"{name:<22}{value:>12.4g}")
-    print(f"wrote {report['json']}")
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

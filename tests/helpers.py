@@ -39,7 +39,7 @@ def write_vgg16_weights(path: Path, seed: int = 0) -> Path:
     """A VGG-16 encoder weights file as ``vgg=hed16`` loads one (a torchvision ``vgg16().features`` state dict,
     ``features.`` keys), tiny on disk: each kernel is a strided view of a short seeded vector (a few thousand
     values, kaiming scale), so its channels differ but the file stays ~170 kB instead of 59 MB."""
-    from nst.vgg import vgg_features
+    from nst.encoders.vgg import vgg_features
 
     generator, state = torch.Generator().manual_seed(seed), {}
     for key, value in vgg_features("vgg16", initialise=False).state_dict().items():

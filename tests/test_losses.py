@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from nst.encoders.vgg import VGGFeatures
 from nst.errors import NSTError
 from nst.losses import (
     StyleTransferCriterion,
@@ -18,7 +19,6 @@ from nst.losses import (
     temporal_loss,
     tv_loss,
 )
-from nst.vgg import VGGFeatures
 
 CONTENT = ["relu2_1"]
 STYLE = ["relu1_1", "relu2_1", "relu3_1"]

@@ -10,6 +10,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -23,6 +24,17 @@ from nst.errors import NSTError
 _failed_jobs: list[str] = []
 
 
+def _run_folder_note(message: str) -> str:
+    """`` (run folder: <dir>)`` when the failed run left files there (config, log), so the user finds them;
+    nothing when the message names that folder already."""
+    try:
+        folder = Path(HydraConfig.get().runtime.output_dir)
+    except (ValueError, AttributeError):  # no Hydra run (a test calling the task directly)
+        return ""
+    named = str(folder) in message
+    return f" (run folder: {folder})" if not named and folder.is_dir() and any(folder.iterdir()) else ""
+
+
 def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Callable[[], None]]:
     """Turn ``task(cfg)`` into a console entry point reading ``conf/<config_name>.yaml``."""
 
@@ -34,7 +46,7 @@ def hydra_entry(config_name: str) -> Callable[[Callable[[DictConfig], Any]], Cal
             except NSTError as exc:
                 if os.environ.get("HYDRA_FULL_ERROR") == "1":
                     raise
-                print(f"error: {exc}", file=sys.stderr, flush=True)
+                print(f"error: {exc}{_run_folder_note(str(exc))}", file=sys.stderr, flush=True)
                 if HydraConfig.get().mode == RunMode.RUN:
                     sys.exit(1)
                 _failed_jobs.append(str(exc))

@@ -14,12 +14,14 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from nst.vgg import encoder_spec
+from nst.encoders.vgg import encoder_spec
+from nst.errors import NSTError
+from nst.evaluation.measure import COMMAND, measure, print_table, warp_only, write_json
 
 
 def metric_encoder(cfg: DictConfig) -> tuple[str, str]:
     """(arch, weights) of the style and content distances: ``metrics_vgg`` when set (``vgg16:hed``, or weights
-    alone, see :func:`nst.vgg.encoder_spec`), else the run's own encoder, ``vgg.arch`` with ``vgg.weights``."""
+    alone, see :func:`nst.encoders.vgg.encoder_spec`), else the run's own encoder, ``vgg.arch`` with ``vgg.weights``."""
     chosen = cfg.get("metrics_vgg")
     if chosen or cfg.get("vgg") is None:
         return encoder_spec(str(chosen or "imagenet"))
@@ -28,7 +30,7 @@ def metric_encoder(cfg: DictConfig) -> tuple[str, str]:
 
 def metrics_command(args: Mapping[str, object]) -> str:
     """The ``python -m nst.metrics key=value ...`` command line of ``args`` (None values left out)."""
-    return " ".join(["python -m nst.metrics", *(shlex.quote(f"{k}={v}") for k, v in args.items() if v is not None)])
+    return " ".join([COMMAND, *(shlex.quote(f"{k}={v}") for k, v in args.items() if v is not None)])
 
 
 def warn_metrics_failed(exc: BaseException, args: Mapping[str, object] | None = None, more: int = 0) -> None:
@@ -41,14 +43,30 @@ def warn_metrics_failed(exc: BaseException, args: Mapping[str, object] | None = 
 
 
 def measure_infer_jobs(jobs: list, cfg: DictConfig) -> Path | None:
-    """infer.py's ``metrics=true``: the metrics of every video written, or one warning line; never an error."""
-    from nst.fastnet.infer_metrics import measure_jobs
-
+    """infer.py's ``metrics=true``: every video written, measured by :mod:`nst.evaluation.measure` (E_warp; with
+    ``metrics_style`` the distances too), each table printed, ``{output: record}`` written to the output folder's
+    metrics.json; a failure is one warning line, never an error."""
     arch, weights = metric_encoder(cfg)
+    videos = [job for job in jobs if job.video]
     try:
-        return measure_jobs(jobs, Path(cfg.output), cfg.metrics_style, f"{arch}:{weights}")
+        if not videos:
+            raise NSTError("metrics=true measures videos, and the input has none; drop metrics=true")
+        reports = {}
+        for job in videos:
+            if cfg.metrics_style:
+                _, report = measure({"input": str(job.source), "output": str(job.target),
+                                     "style.image": str(cfg.metrics_style), "vgg.weights": f"{arch}:{weights}"},
+                                    write=False)
+                report.pop("json")
+            else:
+                report = warp_only(job.source, job.target)
+            print_table(report, f"metrics of {job.target}")
+            reports[str(job.target)] = report
+        output = Path(cfg.output)
+        path = write_json(reports, (output if output.is_dir() else output.parent) / "metrics.json")
+        print(f"wrote {path}", flush=True)
+        return path
     except Exception as exc:  # the stylized files are written: a failed measurement must not fail the run
-        videos = [job for job in jobs if job.video]
         args = videos and {"input": videos[0].source, "output": videos[0].target,
                            "style.image": cfg.metrics_style or "PAINTING.jpg", "vgg.arch": arch, "vgg.weights": weights}
         warn_metrics_failed(exc, args or None, max(0, len(videos) - 1))

@@ -25,13 +25,6 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def tune_convolutions(device: torch.device) -> None:
-    """cuDNN autotuning on a GPU: a run has one image size (per pyramid level), so the search pays off. Here, not
-    in optimize.py, so that submitit can pickle optimize.py's main (cloudpickle cannot pickle ``torch.backends``)."""
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-
-
 def cpu_has_native_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX, as oneDNN reports it).
 

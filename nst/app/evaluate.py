@@ -3,7 +3,7 @@
 The input frames are stored once at the working size (``<run>/input``). Each optimizer method runs exactly as
 ``python optimize.py content=<clip> video.method=<method>`` would, in ``<run>/<method>``; each fast network is
 trained on photos (or loaded) and stylizes the stored frames (:mod:`nst.app.evaluate_fast`). Every method's
-lossless frames are then measured by :func:`nst.metrics.run`, the function behind ``python -m nst.metrics``, so
+lossless frames are then measured by :func:`nst.evaluation.measure.measure`, behind ``python -m nst.metrics``, so
 the table's numbers are what that command gives for the same output. E_warp uses a flow estimator that the
 optimizer's methods did not use (``metrics_flow``, see :mod:`nst.flow.named`), so no method is scored by the
 criterion it minimised; when that flow is not DIS, DIS's E_warp is a second, cheap column. A method that fails is
@@ -28,6 +28,7 @@ from nst.app.run_info import resolved_dict, save_run_info
 from nst.errors import NSTError
 from nst.evaluation import plots
 from nst.evaluation.grid import write_frames_video, write_grid
+from nst.evaluation.measure import measure
 from nst.evaluation.report import MethodRow, which_method, write_report
 from nst.flow.named import family, metrics_flow
 from nst.flow.opencv import DISFlow
@@ -36,7 +37,6 @@ from nst.gatys.video_log import FRAMES_CSV
 from nst.gatys.video_store import InputFrames, check_job, content_identity, working_size
 from nst.io.media import VideoReader
 from nst.io.video import open_video
-from nst.metrics import run as measure
 from nst.metrics import warping_error
 from nst.tracking import start_wandb
 

@@ -20,13 +20,13 @@ import torch
 from omegaconf import DictConfig
 
 from nst.app.config import plain, style_paths
-from nst.app.training import train
+from nst.app.train import train
 from nst.errors import NSTError
 from nst.evaluation.report import MethodRow
-from nst.fastnet.engines import make_engine
-from nst.fastnet.formats import load_weights
+from nst.fastnet.infer.engines import make_engine
+from nst.fastnet.infer.pipeline import stylize_video
 from nst.fastnet.transformer_net import TransformerNet
-from nst.fastnet.video_inference import stylize_video
+from nst.fastnet.weights import load_weights
 from nst.gatys.video_store import check_job, style_digests
 from nst.io.frames import FrameFolderWriter
 from nst.io.video import open_video

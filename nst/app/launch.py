@@ -11,6 +11,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
+from nst.encoders.state_dict import read_torch_file
 from nst.errors import NSTError
 
 
@@ -31,11 +32,10 @@ def checkpoint_step(ckpt_path: str | None) -> int | None:
     hint = "use e.g. ckpt_path=<run dir>/checkpoints/last.ckpt"
     if not Path(ckpt_path).is_file():
         raise NSTError(f"ckpt_path: no such checkpoint {ckpt_path}; {hint}")
-    try:
-        data = torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)
-        return int(data["global_step"])
-    except Exception as exc:  # torch raises many types for bad files (UnpicklingError, RuntimeError, EOFError...)
-        raise NSTError(f"ckpt_path: {ckpt_path} is not a train.py checkpoint ({type(exc).__name__}); {hint}") from exc
+    data = read_torch_file(ckpt_path, "ckpt_path", hint)
+    if not isinstance(data, dict) or not isinstance(data.get("global_step"), int):
+        raise NSTError(f"ckpt_path: {ckpt_path} is not a train.py checkpoint (no global_step); {hint}")
+    return int(data["global_step"])
 
 
 def in_multirun() -> bool:

@@ -11,7 +11,6 @@ E_warp's flow is ``metrics_flow`` (auto: one the temporal loss did not use, see 
 
 from __future__ import annotations
 
-import json
 import math
 import shlex
 import sys
@@ -28,13 +27,14 @@ from nst.app.config import build, plain, style_paths
 from nst.app.device import check_precision, resolve_device
 from nst.app.run_info import resolved_dict, save_run_info
 from nst.errors import NSTError
+from nst.evaluation.measure import print_table, record, write_json
 from nst.flow.cache import VideoFlows
 from nst.flow.named import build_estimator, metrics_flow
 from nst.gatys.loop import LoopSettings
-from nst.gatys.video import VideoSettings, stylize_video
+from nst.gatys.video import FrameRecord, VideoSettings, stylize_video
 from nst.gatys.video_log import FrameLog
 from nst.gatys.video_store import InputFrames, PassFolders, check_job, content_identity, style_digests, working_size
-from nst.io.files import atomic_path, refuse_overwriting
+from nst.io.files import refuse_overwriting
 from nst.io.frames import check_frame_folder
 from nst.io.image import IMAGE_SUFFIXES, load_style_images
 from nst.io.media import VideoReader
@@ -118,17 +118,14 @@ def resume_command(run_dir: Path) -> str:
     return f"python {Path(sys.argv[0]).name} {args}"
 
 
-def optimize_video(cfg: DictConfig) -> Path:
+def optimize_video(cfg: DictConfig, on_step: Callable[[int, int], None] | None = None) -> Path:
     """Stylize the video of ``cfg.content``; returns the output path. See the module docstring.
 
-    ``video.chunks > 1`` hands the video to :func:`nst.app.chunks.optimize_chunked`, which runs each chunk through
-    this function with ``video.chunk`` set: a chunk job writes its frames and leaves the encoding to the stitch.
+    ``on_step(done, total)`` is called after each finished frame (frames of all passes). With ``video.chunk`` set
+    (a job of :func:`nst.app.chunks.optimize_chunked`, for ``video.chunks > 1``), the run writes its frames and
+    leaves the encoding to the stitch.
     """
     v = cfg.video
-    if v.get("chunk") is None and v.get("chunks", 1) != 1:
-        from nst.app.chunks import optimize_chunked
-
-        return optimize_chunked(cfg)
     run_dir = Path(cfg.paths.output_dir)
     content = Path(cfg.content)
     check_video_settings(cfg)
@@ -161,10 +158,18 @@ def optimize_video(cfg: DictConfig) -> Path:
         print(f"{run_dir}: {done} of {inputs.count * store.passes} frames finished; {where}", file=sys.stderr)
     log = FrameLog(run_dir, inputs.count, store.passes, done, plain(cfg.logger), resolved_dict(cfg))
     flows = VideoFlows(inputs.frame, build(cfg.flow), run_dir / "flow", device)
+
+    def on_frame(record: FrameRecord) -> None:
+        log(record)
+        if on_step is not None:
+            on_step(record.pass_index * inputs.count + record.step + 1, inputs.count * store.passes)
+
+    if on_step is not None:
+        on_step(done, inputs.count * store.passes)
     try:
         result = stylize_video(
             inputs, criterion, flows, store, settings=settings, video=video, style_images=style_images,
-            style_blend=plain(cfg.style.blend), fps=reader.fps, on_frame=log,
+            style_blend=plain(cfg.style.blend), fps=reader.fps, on_frame=on_frame,
         )
     except KeyboardInterrupt:
         log.finish(None)
@@ -227,9 +232,11 @@ def write_metrics(
     cfg: DictConfig, inputs: InputFrames, store: PassFolders, output: Path, records: list, device: torch.device,
     extra: Callable[[list[float]], dict[str, float]] | None = None,
 ) -> dict:
-    """The metric table of :mod:`nst.metrics` for this run: printed, written to ``<run>/metrics.json``; returned.
+    """The metric table of :mod:`nst.evaluation.measure` for this run: printed, written to ``<run>/metrics.json``;
+    returned as the ``metrics/*`` summary the loggers take.
 
-    ``extra`` turns the output's per-frame E_warp (index j: frame j+1 against frame j) into more rows.
+    ``extra`` turns the output's per-frame E_warp (index j: frame j+1 against frame j) into more keys of the record
+    (NaN as null) and more rows of the table (a chunked run's seams, :func:`nst.gatys.video_chunks.seam_summary`).
     """
     arch, weights = metric_encoder(cfg)
     criterion = metric_criterion(weights, device, arch)
@@ -238,33 +245,17 @@ def write_metrics(
     metrics = evaluate_video(iter(inputs), store.output_frames(), criterion, estimator) if inputs.count > 1 else None
     timed = [r.seconds for r in records]
     added = extra(metrics.warp_error_output.per_frame) if extra and metrics else {}
-    summary = {
-        "metrics/warp_error_input": metrics.warp_error_input.mean if metrics else math.nan,
-        "metrics/warp_error": metrics.warp_error_output.mean if metrics else math.nan,
-        "metrics/warp_error_ratio": metrics.ratio if metrics else math.nan,
-        "metrics/style_distance": metrics.style_distance.mean if metrics else math.nan,
-        "metrics/content_distance": metrics.content_distance.mean if metrics else math.nan,
-    }
-    report = {
-        "input": str(cfg.content), "output": str(output), "method": cfg.video.method, "frames": inputs.count,
-        "width": inputs.size[1], "height": inputs.size[0], "flow": estimator.name,
-        "encoder": criterion.encoder.label,
-        "seconds_per_frame": sum(timed) / len(timed) if timed else None,
-        "flow_wait_share": sum(r.flow_wait for r in records) / sum(timed) if timed else None,
-        **{k.removeprefix("metrics/"): (None if math.isnan(x) else x) for k, x in summary.items()},
-        **{k: (None if math.isnan(x) else x) for k, x in added.items()},
-        "definition": f"E_warp = mean_t sum(M*(O_t - W(O_t-1))^2) / (3*sum M), RGB in [0,1], {estimator.name} flow on "
-                      "the input, M = fw-bw check + motion boundaries + out of frame (Ruder 2016); see nst/metrics.py",
-    }
-    with atomic_path(Path(cfg.paths.output_dir) / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(report, indent=2) + "\n")
-    rows = [("E_warp input", "warp_error_input"), ("E_warp output", "warp_error"),
-            ("E_warp output/input", "warp_error_ratio"), ("style distance", "style_distance"),
-            ("content distance", "content_distance")]
-    print(f"metrics of {inputs.count} frames, encoder {criterion.encoder.label}, E_warp with {estimator.name} flow:",
-          flush=True)
-    values = [(label, summary["metrics/" + key]) for label, key in rows] + [(k.replace("_", " "), x)
-                                                                              for k, x in added.items()]
-    for label, value in values:
-        print(f"{label:<22}{value:>12.4g}", flush=True)
+    report = record(
+        cfg.content, output, frames=inputs.count, size=inputs.size, flow=estimator.name,
+        encoder=criterion.encoder.label, style_image=style_paths(cfg.style)[0], style_blend=plain(cfg.style.blend),
+        metrics=metrics, method=cfg.video.method, seconds_per_frame=sum(timed) / len(timed) if timed else None,
+        flow_wait_share=sum(r.flow_wait for r in records) / sum(timed) if timed else None,
+        **{k: None if math.isnan(x) else x for k, x in added.items()},
+    )
+    write_json(report, Path(cfg.paths.output_dir) / "metrics.json")
+    print_table(report, "metrics", [(k.replace("_", " "), k) for k in added])
+    names = {"warp_error_input": "warp_error_input", "warp_error": "warp_error_output",
+             "warp_error_ratio": "warp_error_ratio", "style_distance": "style_distance",
+             "content_distance": "content_distance"}
+    summary = {f"metrics/{name}": math.nan if report[key] is None else report[key] for name, key in names.items()}
     return {**summary, "metrics/encoder": criterion.encoder.label}

@@ -1,7 +1,7 @@
 """The fast style network of Johnson et al. 2016 (Table II), rebuildable from its ``model_args``.
 
 Three convs down, residual blocks at 1/4 resolution, two upsampling blocks back, one 9x9 conv to RGB.
-The network is rebuilt from ``model_args`` (nanoGPT style); the weights file lives in :mod:`nst.fastnet.export`.
+The network is rebuilt from ``model_args`` (nanoGPT style); the weights file lives in :mod:`nst.fastnet.weights`.
 
 Given several ``styles``, every instance norm becomes a conditional instance norm (Dumoulin, Shlens & Kudlur
 2017, "A Learned Representation for Artistic Style"): one scale and shift per style, all convolutions shared.
@@ -21,7 +21,7 @@ from nst.errors import NSTError
 
 UPSAMPLE_MODES = ("deconv", "nearest")
 #: Output layers: ``sigmoid`` (ours) or ``clamp`` to [0, 1] (networks trained on 0-255 with a linear output,
-#: as imported by :mod:`nst.fastnet.formats`).
+#: as imported by :mod:`nst.fastnet.foreign_weights`).
 OUTPUT_MODES = ("sigmoid", "clamp")
 #: The net divides H and W by 4; inputs are padded to a multiple of this.
 MULTIPLE = 4

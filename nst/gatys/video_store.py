@@ -31,7 +31,7 @@ from nst.errors import NSTError
 from nst.gatys.temporal import pass_directions
 from nst.io.files import atomic_path, file_digest
 from nst.io.frames import FRAME_NAME, FrameFolderWriter, finished_frames
-from nst.io.image import MIN_SIDE, load_image
+from nst.io.image import MIN_SIDE, fit_long_side, load_image
 from nst.io.media import VideoReader
 
 JOB_FILE = "video_job.json"
@@ -39,8 +39,7 @@ JOB_FILE = "video_job.json"
 
 def working_size(width: int, height: int, max_size: int | None) -> tuple[int, int]:
     """(H, W) with the long side scaled to ``max_size`` (as for still images); both sides at least 32 px."""
-    scale = max_size / max(width, height) if max_size else 1.0
-    size = (max(1, round(height * scale)), max(1, round(width * scale)))
+    size = fit_long_side(height, width, max_size)
     if min(size) < MIN_SIDE:
         raise NSTError(
             f"the video is {width}x{height}, {size[1]}x{size[0]} at max_size={max_size}: both sides must be at "

@@ -59,16 +59,22 @@ def _to_rgb8(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def resize_long_side(img: Image.Image, size: int | None, upscale: bool = True) -> Image.Image:
-    """Scale so the long side equals ``size``, keeping the aspect ratio (Lanczos).
+def fit_long_side(height: int, width: int, long_side: int | None, upscale: bool = True) -> tuple[int, int]:
+    """(height, width) scaled so the long side equals ``long_side``, aspect kept, each side at least 1 px.
 
-    ``upscale=False`` makes ``size`` an upper limit: larger images are scaled down, smaller ones are kept.
+    The one place this is computed, in torch's (H, W) order. ``upscale=False`` makes ``long_side`` an upper limit
+    (larger sizes come down, smaller ones are kept); ``None`` or 0 keeps the size.
     """
-    if not size or max(img.size) == size or (not upscale and max(img.size) < size):
-        return img
-    scale = size / max(img.size)
-    new = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-    return img.resize(new, Image.Resampling.LANCZOS)
+    if not long_side or max(height, width) == long_side or (not upscale and max(height, width) < long_side):
+        return height, width
+    scale = long_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def resize_long_side(img: Image.Image, size: int | None, upscale: bool = True) -> Image.Image:
+    """Scale so the long side equals ``size``, keeping the aspect ratio (Lanczos); see :func:`fit_long_side`."""
+    height, width = fit_long_side(img.height, img.width, size, upscale)
+    return img if (height, width) == (img.height, img.width) else img.resize((width, height), Image.Resampling.LANCZOS)
 
 
 def pil_to_tensor(img: Image.Image) -> torch.Tensor:

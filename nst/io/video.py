@@ -92,7 +92,14 @@ def open_writer(
 
 
 def _av_error(path: Path, exc: Exception) -> NSTError:
-    return NSTError(f"cannot read video {path}: {exc}; is it a video file (mp4 mov mkv avi webm gif)?")
+    """One line for a file FFmpeg cannot read: what is wrong in words, the path once (PyAV's own text repeats it
+    after an ``[Errno N]`` code that means nothing to a user)."""
+    if path.is_file() and path.stat().st_size == 0:
+        why = "the file is empty"
+    else:
+        reason = str(getattr(exc, "strerror", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
+        why = f"not a video ({reason[:1].lower()}{reason[1:]})"
+    return NSTError(f"cannot read video {path}: {why}; is it a video file (mp4 mov mkv avi webm gif)?")
 
 
 class FileVideoReader(VideoReader):

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from nst.fastnet.export import export_weights, load_exported
 from nst.fastnet.transformer_net import TransformerNet
+from nst.fastnet.weights import export_weights, load_exported
 from nst.io.video import open_video
 from tests.helpers import load_entry, make_image
 from tests.io.helpers import audio_seconds, write_clip

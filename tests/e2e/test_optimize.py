@@ -174,7 +174,7 @@ def _fails(entry, monkeypatch, capsys, tmp_path: Path, args: list[str]) -> str:
 def test_missing_content_file(entry, monkeypatch, capsys, tmp_path: Path) -> None:
     missing = tmp_path / "nope.jpg"
     line = _fails(entry, monkeypatch, capsys, tmp_path, [f"content={missing}"])
-    assert line == f"error: content: image not found: {missing}"
+    assert line == f"error: content: image not found: {missing} (run folder: {tmp_path / 'run'})"
 
 
 def test_corrupt_style_file(entry, monkeypatch, capsys, tmp_path: Path) -> None:
@@ -217,7 +217,8 @@ def test_divergence_writes_no_image_says_what_to_change_and_closes_the_wandb_run
 def test_errors_inside_hydra_instantiate_stay_one_clean_line(entry, monkeypatch, capsys, tmp_path: Path) -> None:
     missing = tmp_path / "vgg19.pth"
     line = _fails(entry, monkeypatch, capsys, tmp_path, [f"vgg.weights={missing}"])
-    assert line == f"error: vgg.weights: no such file {missing}; use imagenet, random, hed or the path of a VGG-19 .pth"
+    assert line == f"error: vgg.weights: no such file {missing}; use imagenet, random, hed or the path of a " \
+                   f"VGG-19 .pth (run folder: {tmp_path / 'run'})"
 
 
 def test_optimizer_settings_torch_refuses(entry, monkeypatch, capsys, tmp_path: Path) -> None:
@@ -251,7 +252,7 @@ def test_an_output_that_is_an_input_is_refused_and_the_input_kept(entry, monkeyp
             entry()
         err = capsys.readouterr().err
         assert err.strip() == f"error: output {output} is the input {refused}: writing it would destroy the input; " \
-                              "choose another output"
+                              f"choose another output (run folder: {tmp_path / 'run'})"
     assert (photo.read_bytes(), style.read_bytes()) == before
 
 
@@ -268,9 +269,11 @@ def test_max_size_is_a_limit_and_the_style_gets_its_own_size(optimize_module, mo
     photo = tmp_path / "photo.png"
     Image.new("RGB", (80, 60), (90, 140, 60)).save(photo)
     sizes = []
-    real = optimize_module.load_style_images
+    import nst.app.optimize as body  # the body of optimize.py
+
+    real = body.load_style_images
     spy = lambda paths, size: sizes.append(size) or real(paths, size)  # noqa: E731
-    monkeypatch.setattr(optimize_module, "load_style_images", spy)
+    monkeypatch.setattr(body, "load_style_images", spy)
     for extra in ([], ["style.size=48"]):
         args = [f"content={photo}", "max_size=128", "iterations=2", *extra]
         run = _run(optimize_module.main, monkeypatch, tmp_path, args)

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 
 from nst.app.device import cpu_has_native_bf16
-from nst.fastnet.export import load_exported
+from nst.fastnet.weights import load_exported
 from tests.helpers import make_images, wandb_history
 
 ROOT = Path(__file__).resolve().parents[2]

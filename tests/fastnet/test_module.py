@@ -18,10 +18,11 @@ from nst.app.builders import build_module
 from nst.app.config import CONF_DIR
 from nst.app.device import check_trainer_precision
 from nst.errors import NSTError
-from nst.fastnet.callbacks import ExportWeights, SampleImages
-from nst.fastnet.export import load_exported
+from nst.fastnet.callbacks.checkpoints import ExportWeights
+from nst.fastnet.callbacks.samples import SampleImages
 from nst.fastnet.module import FROZEN_PREFIX, StyleTransferModule
 from nst.fastnet.noise import probe_noise
+from nst.fastnet.weights import load_exported
 from tests.conftest import TEST_OVERRIDES
 from tests.fastnet.training import Recorder, fit
 from tests.helpers import compose_config, copy_config

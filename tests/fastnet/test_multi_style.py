@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from nst.errors import NSTError
-from nst.fastnet.export import export_weights, load_exported
 from nst.fastnet.transformer_net import CondInstanceNorm2d, TransformerNet
+from nst.fastnet.weights import export_weights, load_exported
 from tests.conftest import TEST_OVERRIDES
 from tests.fastnet.training import fit  # one thread for tiny tensors: tests/fastnet/conftest.py
 from tests.helpers import compose_config, copy_config

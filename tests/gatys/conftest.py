@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from nst.encoders.vgg import VGGFeatures
 from nst.gatys.image import stylize_image
 from nst.gatys.loop import LoopSettings, StylizeResult
 from nst.io.image import load_input
 from nst.losses import StyleTransferCriterion
-from nst.vgg import VGGFeatures
 
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 CONTENT_LAYERS = ["block4_conv2"]

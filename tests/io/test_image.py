@@ -125,3 +125,12 @@ def test_style_images_are_scaled_to_their_own_size_up_or_down(tmp_path: Path) ->
     flat = _save(tmp_path / "flat.png", Image.new("RGB", (300, 60)))
     with pytest.raises(NSTError, match=r"^style: image .*flat\.png is 96x19 after scaling .*style\.size"):
         load_style_images([flat], 96)
+
+
+def test_fit_long_side_is_height_width_and_keeps_the_aspect() -> None:
+    from nst.io.image import fit_long_side
+
+    assert fit_long_side(480, 640, 320) == (240, 320)
+    assert fit_long_side(640, 480, 320) == (320, 240)  # (H, W) in, (H, W) out, whichever side is long
+    assert fit_long_side(48, 64, 128) == (96, 128) and fit_long_side(48, 64, 128, upscale=False) == (48, 64)
+    assert fit_long_side(1, 1000, 10) == (1, 10) and fit_long_side(48, 64, None) == (48, 64)

@@ -301,3 +301,14 @@ def test_bad_encoder_settings(tmp_path: Path) -> None:
     with pytest.raises(NSTError, match="fps"):
         open_writer(tmp_path / "out.gif", 60, 64, 48)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("content", "why"), [(b"", "the file is empty"), (b"\x00\x01junk" * 300, "not a video")])
+def test_a_file_that_is_no_video_is_one_line_naming_it_once(tmp_path: Path, content: bytes, why: str) -> None:
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(content)
+    with pytest.raises(NSTError) as info:
+        open_video(path)
+    message = str(info.value)
+    assert message.startswith(f"cannot read video {path}: {why}") and message.count(str(path)) == 1
+    assert "Errno" not in message and "\n" not in message
