@@ -55,6 +55,23 @@ def reliability_mask(flow_ts: torch.Tensor, flow_st: torch.Tensor) -> torch.Tens
     return (~unreliable).float()
 
 
+def photometric_mismatch(
+    frame_t: torch.Tensor, frame_s: torch.Tensor, flow_ts: torch.Tensor, threshold: float = 0.05
+) -> torch.Tensor:
+    """Bool (B, 1, H, W): pixels of t whose colour differs from frame s warped by ``flow_ts`` by more than
+    ``threshold`` (largest channel difference, RGB in [0, 1]): the flow there is wrong, whatever the
+    forward-backward check says.
+
+    The check the flow itself rests on (brightness constancy), on the *input* frames. A smooth flow that misses a
+    moving limb is wrong in both directions alike and passes the forward-backward check, but the warped input does
+    not match there; input warping errors mark unreliable flow in the confidence masks of Chen et al. 2017
+    (*Coherent Online Video Style Transfer*).
+    """
+    check_flow(flow_ts, "flow_ts")
+    warped = warp(frame_s.float(), flow_ts.float())
+    return (frame_t.float() - warped).abs().amax(1, keepdim=True) > threshold
+
+
 def long_term_masks(masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     """Ruder et al. 2016, eq. 7: masks of long-term terms, nearest frame first, that never count a pixel twice.
 

@@ -21,6 +21,7 @@ import torch
 from nst.errors import NSTError
 from nst.flow import long_term_masks, occlusions, out_of_frame, warp
 from nst.flow.cache import VideoFlows
+from nst.flow.masks import photometric_mismatch
 from nst.gatys.image import initial_image
 from nst.gatys.loop import LoopSettings, PixelOptimizer, autocast
 from nst.gatys.temporal import blended_init, combine_targets, filled_init, recipe
@@ -54,6 +55,9 @@ class VideoSettings:
     blend: float = 0.5
     init: str = "content"
     seed: int = 0
+    photometric: float = 0.0
+    fill: str = "visible"
+    anchor: float = 0.0
 
     def __post_init__(self) -> None:
         rec = recipe(self.method)
@@ -191,8 +195,11 @@ def _frame(inputs, criterion, flows, store, kept, settings, video, rec, styles, 
         nonlocal waited
         if n not in cache:
             before = time.perf_counter()
-            cache[n] = flows.flow(t, n).to(device), flows.mask(t, n).to(device)
+            flow, mask = flows.flow(t, n).to(device), flows.mask(t, n).to(device)
             waited += time.perf_counter() - before
+            if rec.masked and video.photometric > 0:
+                mask = mask * (~photometric_mismatch(content, inputs.frame(n).to(device), flow, video.photometric))
+            cache[n] = flow, mask
         return cache[n]
 
     def warped(n: int) -> torch.Tensor:
@@ -205,7 +212,12 @@ def _frame(inputs, criterion, flows, store, kept, settings, video, rec, styles, 
         before = time.perf_counter()
         back = flows.flow(n, t).to(device)
         waited += time.perf_counter() - before
-        return (~(occlusions(flow, back) | out_of_frame(flow))).float()
+        if video.fill == "unreliable":
+            return flow_and_mask(n)[1]
+        seen = ~(occlusions(flow, back) | out_of_frame(flow))
+        if video.photometric > 0:
+            seen &= ~photometric_mismatch(content, inputs.frame(n).to(device), flow, video.photometric)
+        return seen.float()
 
     with autocast(device, settings.precision):
         if rec.previous_as_style:
@@ -228,6 +240,8 @@ def _frame(inputs, criterion, flows, store, kept, settings, video, rec, styles, 
             neighbours = [t - direction * j for j in video.offsets if t - direction * j in kept]
             reduced = long_term_masks([flow_and_mask(n)[1] for n in neighbours])
             target, mask = combine_targets([warped(n) for n in neighbours], reduced)
+            if video.anchor > 0:
+                target, mask = combine_targets([target, x0], [mask, video.anchor * (1 - mask)])
         else:
             target = warped(previous)
 
