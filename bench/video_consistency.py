@@ -45,12 +45,12 @@ from nst.io.video import open_video  # noqa: E402
 from nst.losses import StyleTransferCriterion  # noqa: E402
 from nst.metrics import warping_error  # noqa: E402
 from nst.vgg import VGGFeatures  # noqa: E402
-from tests.clips import panning_clip, runner_clip  # noqa: E402
+from tests.clips import content_change, panning_clip, runner_clip, saturated_fraction  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-CONTENT = ["block4_conv2"]
+CONTENT = ["block4_conv2"]  # relu4_2
 STYLE = ["block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1"]
-WEIGHTS = {"content_weight": 1.0, "style_weight": 1e6, "tv_weight": 0.0, "temporal_weight": 1e4}  # conf/loss/gatys
+WEIGHTS = {"content_weight": 1.0, "style_weight": 1e6, "tv_weight": 0.0, "temporal_weight": 1e2}  # conf/loss/gatys
 
 
 def build_clip(args) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
@@ -65,28 +65,14 @@ def build_clip(args) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
     return runner_clip(args.frames, h, w, 0.03 * w, (-0.006 * w, 0.0), 1.0, background, skin)
 
 
-def content_change(encoder, output: torch.Tensor, frame: torch.Tensor, region: torch.Tensor | None) -> float:
-    """Mean squared relu4_2 difference over the input's mean squared relu4_2, optionally inside ``region``."""
-    with torch.no_grad():
-        a = encoder(output, CONTENT)[CONTENT[0]]
-        b = encoder(frame, CONTENT)[CONTENT[0]]
-    diff, energy = (a - b).pow(2).mean(1, keepdim=True), b.pow(2).mean(1, keepdim=True)
-    weight = torch.ones_like(diff) if region is None else F.adaptive_avg_pool2d(region, diff.shape[-2:])
-    return float((weight * diff).sum() / (weight * energy).sum())
-
-
-def saturated(frame: torch.Tensor) -> float:
-    """The fraction of pixels with a channel at 0 or 255."""
-    q = frame.clamp(0, 1).mul(255).round()
-    return float(((q == 0) | (q == 255)).any(1).float().mean())
-
-
 def run_method(method: str, folder: Path, crit, style, size, args, overrides) -> list[torch.Tensor]:
     inputs = InputFrames(open_video(folder / "clip"), folder / method / "input", size)
-    fields = {k: v for k, v in overrides.items() if k in VideoSettings.__dataclass_fields__}
+    fields = {"long_term": (1, 2, 4)}  # conf/video/default.yaml
+    fields.update({k: v for k, v in overrides.items() if k in VideoSettings.__dataclass_fields__})
     video = VideoSettings(method, **fields)
     store = PassFolders(folder / method, inputs.count, video.pass_count)
-    with VideoFlows(inputs.frame, DISFlow(scale=args.flow_scale), folder / "flow") as flows:
+    estimator = DISFlow(scale=args.flow_scale) if args.flow_scale != 1 else DISFlow()
+    with VideoFlows(inputs.frame, estimator, folder / f"flow_{estimator.name}") as flows:
         stylize_video(inputs, crit, flows, store, settings=LoopSettings(args.iterations, patience=None),
                       video=video, style_images=[style])
     return list(store.output_frames())
@@ -106,7 +92,7 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="VideoSettings fields or loss weights")
     p.add_argument("--strip", default=None, help="write input / method rows of --strip-frames to this image")
     p.add_argument("--strip-frames", type=int, nargs="+", default=[0, 3, 5, 7])
-    p.add_argument("--flow-scale", type=float, default=1.0, help="DIS at this multiple of the working size")
+    p.add_argument("--flow-scale", type=float, default=2.0, help="DIS at this multiple of the working size (conf)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -135,9 +121,11 @@ def main() -> None:
     print(f"clip {args.clip}, {len(frames)} frames at {size[1]}x{size[0]}, vgg {args.vgg}, {args.iterations} "
           f"iterations per frame, weights {weights}, overrides {overrides}")
     ref = {}
+    e_in = warping_error(iter(frames), None, FarnebackFlow()).mean
+    print(f"input: E_warp farneback {e_in:.3g} (the floor this flow allows)")
     for method, outs in outputs.items():
         change = [content_change(encoder, o, x, None) for o, x in zip(outs, frames, strict=True)]
-        sat = [saturated(o) for o in outs]
+        sat = [saturated_fraction(o) for o in outs]
         e_far = warping_error(iter(frames), iter(outs), FarnebackFlow()).mean
         e_dis = warping_error(iter(frames), iter(outs), DISFlow()).mean
         ref.setdefault("far", e_far)

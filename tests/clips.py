@@ -143,3 +143,25 @@ def runner_clip(
         alphas.append(alpha)
     return frames, alphas
 
+
+
+# --- what the clip tests measure on stylized frames ---
+
+CONTENT_LAYER = "block4_conv2"  # relu4_2
+
+
+@torch.no_grad()
+def content_change(encoder, output: torch.Tensor, frame: torch.Tensor, region: torch.Tensor | None = None) -> float:
+    """How far a stylized frame strays from its input: mean squared relu4_2 difference over the input's mean squared
+    relu4_2 activation (0: the input's content kept), optionally weighted by ``region`` (1, 1, H, W) in [0, 1]."""
+    a = encoder(output, [CONTENT_LAYER])[CONTENT_LAYER]
+    b = encoder(frame, [CONTENT_LAYER])[CONTENT_LAYER]
+    diff, energy = (a - b).pow(2).mean(1, keepdim=True), b.pow(2).mean(1, keepdim=True)
+    weight = torch.ones_like(diff) if region is None else F.adaptive_avg_pool2d(region, diff.shape[-2:])
+    return float((weight * diff).sum() / (weight * energy).sum())
+
+
+def saturated_fraction(frame: torch.Tensor) -> float:
+    """The fraction of pixels of an 8-bit frame with a channel at 0 or 255."""
+    q = frame.clamp(0, 1).mul(255).round()
+    return float(((q == 0) | (q == 255)).any(1).float().mean())
