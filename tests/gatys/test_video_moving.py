@@ -1,7 +1,8 @@
 """``consistent`` against ``naive`` on a figure running over a panning, zooming camera, with the shipped defaults
 (``conf/``: loss, flow and video settings) and a pretrained encoder (vgg=hed16, the offline one): the figure must
-keep its content over the frames, the new content entering at the edges must not saturate, and the result must be
-more consistent than ``naive`` under a flow it did not use.
+keep its content over the frames, the pixels the masks leave free (the new content at the edges, the ground the
+figure uncovers) must not saturate more than ``naive``'s, and the result must be more consistent than ``naive``
+under a flow it did not use.
 
 96x64 px, 6 frames, 25 L-BFGS iterations per frame: small, but the moving limbs defeat a 96 px DIS flow as a
 real runner defeats it at 256 px, and every frame leans on the one before, so damage shows as growth.
@@ -94,11 +95,11 @@ def test_the_moving_figure_keeps_its_content_frame_after_frame(runs, clip, hed) 
     assert consistent[-1] <= 1.2 * consistent[1]  # and no growth from the first frame with a temporal term on
 
 
-def test_new_content_at_the_edges_does_not_saturate(runs) -> None:
+def test_no_more_saturated_pixels_than_naive(runs) -> None:
     saturated = {method: sum(saturated_fraction(o) for o in outs[1:]) / (FRAMES - 1)
                  for method, (outs, _) in runs.items()}
-    print(saturated)
-    assert saturated["consistent"] <= 1.5 * saturated["naive"] + 0.002
+    print("saturated", saturated)
+    assert saturated["consistent"] <= 1.5 * saturated["naive"]
 
 
 def test_consistent_beats_naive_under_a_flow_it_did_not_use(runs) -> None:
