@@ -92,7 +92,7 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="VideoSettings fields or loss weights")
     p.add_argument("--strip", default=None, help="write input / method rows of --strip-frames to this image")
     p.add_argument("--strip-frames", type=int, nargs="+", default=[0, 3, 5, 7])
-    p.add_argument("--flow-scale", type=float, default=2.0, help="DIS at this multiple of the working size (conf)")
+    p.add_argument("--flow-scale", type=float, default=1.0, help="DIS at this multiple of the working size (conf)")
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
