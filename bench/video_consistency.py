@@ -44,7 +44,7 @@ from nst.io.image import load_image, save_image  # noqa: E402
 from nst.io.video import open_video  # noqa: E402
 from nst.losses import StyleTransferCriterion  # noqa: E402
 from nst.metrics import warping_error  # noqa: E402
-from nst.vgg import VGGFeatures  # noqa: E402
+from nst.encoders.vgg import VGGFeatures  # noqa: E402
 from tests.clips import content_change, panning_clip, runner_clip, saturated_fraction  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
