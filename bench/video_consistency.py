@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from nst.encoders.vgg import VGGFeatures  # noqa: E402
 from nst.flow.cache import VideoFlows  # noqa: E402
 from nst.flow.opencv import DISFlow, FarnebackFlow  # noqa: E402
 from nst.gatys.loop import LoopSettings  # noqa: E402
@@ -44,7 +45,6 @@ from nst.io.image import load_image, save_image  # noqa: E402
 from nst.io.video import open_video  # noqa: E402
 from nst.losses import StyleTransferCriterion  # noqa: E402
 from nst.metrics import warping_error  # noqa: E402
-from nst.encoders.vgg import VGGFeatures  # noqa: E402
 from tests.clips import content_change, panning_clip, runner_clip, saturated_fraction  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
