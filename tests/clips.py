@@ -1,5 +1,6 @@
 """Synthetic clips for the video tests, in one place: textures, a moving square, a panning camera, a running
-figure over a panning camera, flicker.
+figure over a panning camera, flicker; and what the video tests measure on stylized frames (content change,
+saturated pixels).
 
 Frames are (1, 3, H, W) float32 in [0, 1]. Everything is seeded and small, so tests are fast and exact
 ground truth is known (the square moves by an integer number of pixels per frame).

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import torch
 
 from nst.errors import NSTError
-from nst.flow import long_term_masks, occlusions, out_of_frame, warp
+from nst.flow import long_term_masks, warp
 from nst.flow.cache import VideoFlows
 from nst.flow.masks import photometric_mismatch
 from nst.gatys.image import initial_image
@@ -58,7 +58,7 @@ class VideoSettings:
     blend: float = 0.5
     init: str = "content"
     seed: int = 0
-    photometric: float = 0.0
+    photometric: float = 0.05
 
     def __post_init__(self) -> None:
         rec = recipe(self.method)
@@ -213,17 +213,6 @@ def _frame(inputs, criterion, flows, store, kept, settings, video, rec, styles, 
             mask = checked[n]
         return mask
 
-    def visible(n: int) -> torch.Tensor:
-        """1 where the warp holds frame t's pixel: not disoccluded, not out of frame, and (with
-        ``video.photometric``) not rejected by the photometric check; 0 elsewhere."""
-        nonlocal waited
-        flow = flow_and_mask(n)[0]
-        before = time.perf_counter()
-        back = flows.flow(n, t).to(device)
-        waited += time.perf_counter() - before
-        seen = (~(occlusions(flow, back) | out_of_frame(flow))).float()
-        return seen * (reliable(n) if video.photometric > 0 else 1.0)
-
     def warped(n: int) -> torch.Tensor:
         return warp(kept[n], flow_and_mask(n)[0])
 
@@ -240,7 +229,7 @@ def _frame(inputs, criterion, flows, store, kept, settings, video, rec, styles, 
     elif k > 0:
         x0 = blended_init(warped(previous), reliable(previous), store.load(k - 1, t).to(device), video.blend)
     elif rec.warped_init:
-        x0 = filled_init(warped(previous), visible(previous), content) if rec.masked else warped(previous)
+        x0 = filled_init(warped(previous), reliable(previous), content) if rec.masked else warped(previous)
     else:
         x0 = content
     if rec.temporal_loss and previous is not None:

@@ -15,6 +15,7 @@ import torch
 
 import nst.gatys.video as video_module
 from nst.flow import reliability_mask, warp
+from nst.flow.masks import photometric_mismatch
 from nst.gatys.loop import LoopSettings
 from nst.gatys.temporal import blended_init, filled_init
 from nst.gatys.video import VideoSettings, stylize_video
@@ -162,13 +163,14 @@ def test_filled_init_and_blended_init_follow_their_formulas() -> None:
 
 
 def test_second_pass_blends_the_warped_neighbour_into_the_first_pass(clip, tmp_path, monkeypatch) -> None:
-    recorder, store, _ = run("consistent", clip, tmp_path, monkeypatch, passes=2)
+    recorder, store, content = run("consistent", clip, tmp_path, monkeypatch, passes=2)
     assert len(recorder.calls) == 2 * FRAMES
     flows = ExactFlows()
     for s in range(1, FRAMES):  # pass 1 runs forward: frame s after frame s-1
         call, t = recorder.calls[FRAMES + s], s
         neighbour = warp(store.load(1, t - 1), flows.flow(t, t - 1))
-        mask = flows.mask(t, t - 1)  # Ruder's (video.photometric is off by default)
+        wrong = photometric_mismatch(content[t], content[t - 1], flows.flow(t, t - 1), 0.05)
+        mask = flows.mask(t, t - 1) * (~wrong).float()  # consistent's mask: Ruder's and the photometric check
         expected = blended_init(neighbour, mask, store.load(0, t), 0.5)
         torch.testing.assert_close(call["init"], expected)
         assert not torch.allclose(call["init"], store.load(0, t))  # the neighbour did enter
