@@ -133,7 +133,7 @@ def optimize_video(cfg: DictConfig, on_step: Callable[[int, int], None] | None =
     output = output_path(cfg, content, run_dir)
     check_outputs(cfg, [output, side_by_side_path(output)] if v.side_by_side else [output], content, run_dir)
     video = VideoSettings(v.method, v.first_frame_iterations, plain(v.long_term), v.passes, v.blend, cfg.init,
-                          cfg.seed)
+                          cfg.seed, v.photometric)
     settings = LoopSettings(
         iterations=cfg.iterations, optimizer=build(cfg.optimizer),
         patience=cfg.early_stop.patience if cfg.early_stop.enabled else None, tolerance=cfg.early_stop.tolerance,

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from nst.flow.warp import check_flow, out_of_frame, warp
 
@@ -53,6 +54,25 @@ def reliability_mask(flow_ts: torch.Tensor, flow_st: torch.Tensor) -> torch.Tens
     """
     unreliable = occlusions(flow_ts, flow_st) | motion_boundaries(flow_ts) | out_of_frame(flow_ts)
     return (~unreliable).float()
+
+
+def photometric_mismatch(
+    frame_t: torch.Tensor, frame_s: torch.Tensor, flow_ts: torch.Tensor, threshold: float = 0.05
+) -> torch.Tensor:
+    """Bool (B, 1, H, W): pixels of t whose colour differs from frame s warped by ``flow_ts`` by more than
+    ``threshold`` (largest channel difference, RGB in [0, 1], averaged over 3x3 pixels so that the sampling noise
+    of single pixels on sharp edges does not count): the flow there is wrong, whatever the forward-backward
+    check says. Isolated flagged pixels would be free pixels among tied ones, the ones that run to extremes.
+
+    The check the flow itself rests on (brightness constancy), on the *input* frames. A smooth flow that misses a
+    moving limb is wrong in both directions alike and passes the forward-backward check, but the warped input does
+    not match there; input warping errors mark unreliable flow in the confidence masks of Chen et al. 2017
+    (*Coherent Online Video Style Transfer*).
+    """
+    check_flow(flow_ts, "flow_ts")
+    warped = warp(frame_s.float(), flow_ts.float())
+    error = (frame_t.float() - warped).abs().amax(1, keepdim=True)
+    return F.avg_pool2d(error, 3, 1, 1, count_include_pad=False) > threshold
 
 
 def long_term_masks(masks: Sequence[torch.Tensor]) -> list[torch.Tensor]:

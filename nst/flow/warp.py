@@ -51,9 +51,19 @@ def warp(image: torch.Tensor, flow: torch.Tensor, padding_mode: str = "border") 
     return out
 
 
-def out_of_frame(flow: torch.Tensor) -> torch.Tensor:
-    """Bool (B, 1, H, W): True where p + flow(p) falls outside the frame, i.e. where the warp has no data."""
+#: How far (px) past the outermost pixel centres a sample may land and still count as inside the frame: the
+#: frame's pixels cover half a pixel beyond their centres, and a flow estimator's sub-pixel noise at the border
+#: must not flag a whole edge row or column of a static or slowly panning shot.
+OUT_OF_FRAME_TOLERANCE = 0.5
+
+
+def out_of_frame(flow: torch.Tensor, tolerance: float = OUT_OF_FRAME_TOLERANCE) -> torch.Tensor:
+    """Bool (B, 1, H, W): True where p + flow(p) falls outside the frame, i.e. where the warp has no data.
+
+    A sample up to ``tolerance`` px beyond the outermost pixel centres is inside (it lies on that pixel).
+    """
     pos = sample_positions(flow)
     _, _, h, w = flow.shape
     x, y = pos[:, 0:1], pos[:, 1:2]
-    return (x < 0) | (x > w - 1) | (y < 0) | (y > h - 1)
+    low, high_x, high_y = -tolerance, w - 1 + tolerance, h - 1 + tolerance
+    return (x < low) | (x > high_x) | (y < low) | (y > high_y)

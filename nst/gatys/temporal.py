@@ -6,8 +6,9 @@
 * ``temporal_init``: from stylized frame t-1, warped (Ruder et al. 2016's initialisation).
 * ``temporal_loss``: from the content frame, plus an unmasked temporal loss against warped t-1.
 * ``temporal``: both, unmasked (the seed paper's final method, with the correct backward warp).
-* ``consistent``: Ruder et al. 2016 in full: the warped frame with its disoccluded pixels from the content frame,
-  a masked temporal loss, long-term terms with closest-first masks, and multi-pass.
+* ``consistent``: Ruder et al. 2016 in full: the warped frame with its unreliable pixels from the content frame,
+  a masked temporal loss, long-term terms with closest-first masks, and multi-pass; its masks add a photometric
+  check of the input frames (``video.photometric``) to Ruder's, which catches the flow's errors on moving subjects.
 
 "Warped" is always the true backward warp of :mod:`nst.flow`: ``warp(stylized[t-1], flow(t -> t-1))``, with
 the flow computed on the input frames. Masks are the reliability masks of :mod:`nst.flow.masks`.
@@ -32,8 +33,8 @@ class Recipe:
     Attributes:
         warped_init: start from the previous stylized frame, warped by the flow (Ruder et al. 2016, Sec. 3).
         temporal_loss: add ``w_T * L_temp`` against the warped previous stylized frame(s).
-        masked: weight the loss by reliability masks, and fill the unreliable pixels of the warped start
-            image from the content frame (no black or smeared disocclusions).
+        masked: weight the loss by reliability masks (Ruder's and the photometric check), and fill the unreliable
+            pixels of the warped start image from the content frame (no black or smeared disocclusions).
         previous_as_style: use the previous stylized frame as the style image (the seed paper's first idea).
         full: honour ``long_term`` offsets and ``passes`` (Ruder et al. 2016, Sec. 3.2 and 3.3).
     """
@@ -77,15 +78,16 @@ def pass_directions(passes: int) -> list[int]:
     return [1 if (passes - 1 - k) % 2 == 0 else -1 for k in range(passes)]
 
 
-def filled_init(warped: torch.Tensor, visible: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
-    """The warped previous stylized frame where it is visible, the content frame where it is not.
+def filled_init(warped: torch.Tensor, reliable: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """The warped previous stylized frame where the flow is reliable, the content frame where it is not.
 
-    Ruder et al. 2016 start from the warped frame; its disoccluded and out-of-frame pixels hold whatever the
-    warp found there (the seed paper's "dark areas"), so they start from the content frame instead.
-    ``visible`` is 0 there (forward-backward check, out of frame). Motion boundaries are seen in both frames:
-    they keep the warped value, which is a better start than the raw content (the loss still ignores them).
+    Ruder et al. 2016 start from the warped frame; where the flow cannot be trusted (disoccluded, at a motion
+    boundary, out of frame, or failing the photometric check) the warp holds the wrong picture: the seed paper's
+    "dark areas", or on a moving subject the background dragged over the body and the limbs left behind. The
+    temporal loss does not tie those pixels, so nothing would repair them; they start from the content frame
+    instead, as ``naive`` starts every pixel. ``reliable`` is the method's mask, in [0, 1].
     """
-    return visible * warped + (1.0 - visible) * content
+    return reliable * warped + (1.0 - reliable) * content
 
 
 def blended_init(

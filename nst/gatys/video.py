@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 import torch
 
 from nst.errors import NSTError
-from nst.flow import long_term_masks, occlusions, out_of_frame, warp
+from nst.flow import long_term_masks, warp
 from nst.flow.cache import VideoFlows
+from nst.flow.masks import photometric_mismatch
 from nst.gatys.image import initial_image
 from nst.gatys.loop import LoopSettings, PixelOptimizer, autocast
 from nst.gatys.temporal import blended_init, combine_targets, filled_init, recipe
@@ -45,6 +46,9 @@ class VideoSettings:
         passes: forward/backward passes (``consistent`` only), Ruder's multi-pass algorithm.
         blend: multi-pass weight of the warped neighbour in the start image (delta, 0.5 in the paper).
         init: the first frame's start image: ``content`` or ``noise`` (as for stills).
+        photometric: ``consistent`` only: a pixel whose input colour differs from the warped input neighbour by
+            more than this (RGB in [0, 1]) is unreliable too (:func:`nst.flow.masks.photometric_mismatch`);
+            0 turns the check off, leaving Ruder et al.'s masks alone.
     """
 
     method: str = "consistent"
@@ -54,6 +58,7 @@ class VideoSettings:
     blend: float = 0.5
     init: str = "content"
     seed: int = 0
+    photometric: float = 0.05
 
     def __post_init__(self) -> None:
         rec = recipe(self.method)
@@ -66,6 +71,8 @@ class VideoSettings:
             raise NSTError(f"video.blend must be in (0, 1], got {self.blend}")
         if self.first_frame_iterations is not None and int(self.first_frame_iterations) < 1:
             raise NSTError(f"video.first_frame_iterations must be at least 1, got {self.first_frame_iterations}")
+        if not 0.0 <= float(self.photometric) <= 1.0:
+            raise NSTError(f"video.photometric must be in [0, 1] (0: off), got {self.photometric}")
         if self.init not in ("content", "noise"):
             raise NSTError(f"init={self.init!r} for a video: use content or noise")
         self.passes = int(self.passes)
@@ -185,9 +192,10 @@ def _frame(inputs, criterion, flows, store, kept, settings, video, rec, styles, 
     previous = t - direction if s > 0 else None
 
     cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    checked: dict[int, torch.Tensor] = {}
 
     def flow_and_mask(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The flow of t towards n and its reliability mask, each asked of the cache once per frame."""
+        """The flow of t towards n and its reliability mask (Ruder's), each asked of the cache once per frame."""
         nonlocal waited
         if n not in cache:
             before = time.perf_counter()
@@ -195,17 +203,18 @@ def _frame(inputs, criterion, flows, store, kept, settings, video, rec, styles, 
             waited += time.perf_counter() - before
         return cache[n]
 
+    def reliable(n: int) -> torch.Tensor:
+        """The mask the method uses: ``consistent`` also drops the pixels the photometric check rejects."""
+        flow, mask = flow_and_mask(n)
+        if rec.masked and video.photometric > 0:
+            if n not in checked:
+                wrong = photometric_mismatch(content, inputs.frame(n).to(device), flow, video.photometric)
+                checked[n] = mask * (~wrong).float()
+            mask = checked[n]
+        return mask
+
     def warped(n: int) -> torch.Tensor:
         return warp(kept[n], flow_and_mask(n)[0])
-
-    def visible(n: int) -> torch.Tensor:
-        """1 where frame t's pixel is seen in frame n (not disoccluded, not out of frame); 0 elsewhere."""
-        nonlocal waited
-        flow = flow_and_mask(n)[0]
-        before = time.perf_counter()
-        back = flows.flow(n, t).to(device)
-        waited += time.perf_counter() - before
-        return (~(occlusions(flow, back) | out_of_frame(flow))).float()
 
     with autocast(device, settings.precision):
         if rec.previous_as_style:
@@ -218,15 +227,15 @@ def _frame(inputs, criterion, flows, store, kept, settings, video, rec, styles, 
     elif s == 0:
         x0 = store.load(k - 1, t).to(device)
     elif k > 0:
-        x0 = blended_init(warped(previous), flow_and_mask(previous)[1], store.load(k - 1, t).to(device), video.blend)
+        x0 = blended_init(warped(previous), reliable(previous), store.load(k - 1, t).to(device), video.blend)
     elif rec.warped_init:
-        x0 = filled_init(warped(previous), visible(previous), content) if rec.masked else warped(previous)
+        x0 = filled_init(warped(previous), reliable(previous), content) if rec.masked else warped(previous)
     else:
         x0 = content
     if rec.temporal_loss and previous is not None:
         if rec.masked:
             neighbours = [t - direction * j for j in video.offsets if t - direction * j in kept]
-            reduced = long_term_masks([flow_and_mask(n)[1] for n in neighbours])
+            reduced = long_term_masks([reliable(n) for n in neighbours])
             target, mask = combine_targets([warped(n) for n in neighbours], reduced)
         else:
             target = warped(previous)
@@ -243,8 +252,8 @@ def _frame(inputs, criterion, flows, store, kept, settings, video, rec, styles, 
     image = quantized(image)
     error = math.nan
     if previous is not None:
-        flow, reliable = flow_and_mask(previous)
-        error = float(frame_warping_error(kept[previous], image, flow, reliable)[0])
+        flow, ruder = flow_and_mask(previous)  # E_t on Ruder's masks, as for every method
+        error = float(frame_warping_error(kept[previous], image, flow, ruder)[0])
     losses = {name: values[loop.best] for name, values in history.items()}  # those of the image kept
     seconds = time.perf_counter() - tic
     return FrameRecord(k, s, t, losses, count, reason, seconds, waited, error), image

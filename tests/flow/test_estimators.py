@@ -16,12 +16,12 @@ from nst.errors import NSTError
 from nst.flow import FlowEstimator, warp
 from nst.flow.opencv import DISFlow, FarnebackFlow
 from nst.flow.raft import RAFTFlow
-from tests.clips import textured
+from tests.clips import runner_clip, textured
 
 CONF = Path(__file__).resolve().parents[2] / "conf"
 
 
-@pytest.mark.parametrize("estimator", [DISFlow(), FarnebackFlow()], ids=lambda e: e.name)
+@pytest.mark.parametrize("estimator", [DISFlow(), DISFlow(scale=2), FarnebackFlow()], ids=lambda e: e.name)
 @pytest.mark.parametrize(("dx", "dy"), [(3, -2), (-5, 4)])
 def test_opencv_estimators_recover_a_shift_within_half_a_pixel(estimator: FlowEstimator, dx: int, dy: int) -> None:
     previous = textured(96, 96, seed=3)
@@ -32,6 +32,20 @@ def test_opencv_estimators_recover_a_shift_within_half_a_pixel(estimator: FlowEs
     assert error.max() < 0.5
     inner = (..., slice(16, -16), slice(16, -16))
     assert (warp(previous, flow) - current)[inner].abs().mean() < 0.01
+
+
+def test_dis_on_enlarged_frames_follows_a_thin_fast_figure_better() -> None:
+    frames, alphas = runner_clip(4, 64, 96, step=4.0, pan=(-1.0, 0.0), background=textured(128, 192, seed=3),
+                                 skin=textured(64, 96, seed=4).pow(2))
+    body = alphas[2][0, 0] > 0.5
+    errors = {}
+    for scale in (1, 2):
+        flow = DISFlow(scale=scale)(frames[2], frames[1])  # the figure moved 4 px right: its backward flow is -4
+        errors[scale] = float((flow[0, 0][body] + 4.0).abs().mean())
+    assert errors[2] < 0.7 * errors[1], errors
+    assert DISFlow(scale=2).name == "dis-medium-x2" and DISFlow().name == "dis-medium"
+    with pytest.raises(NSTError, match="scale"):
+        DISFlow(scale=8)
 
 
 def test_estimators_take_batches_and_reject_mismatched_frames() -> None:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import torch
 
 from nst.flow import long_term_masks, motion_boundaries, occlusions, reliability_mask
+from nst.flow.masks import photometric_mismatch
 from nst.flow.opencv import DISFlow
-from tests.clips import moving_square_clip, square_box, square_flows
+from tests.clips import moving_square_clip, runner_clip, square_box, square_flows, textured
 
 H, W, STEP = 64, 96, 6
 
@@ -100,3 +101,31 @@ def test_long_term_masks_follow_ruder_and_never_sum_above_one() -> None:
         torch.testing.assert_close(reduced[j], (binary[j] - sum(binary[:j])).clamp_min(0))
     soft = long_term_masks([torch.rand(1, 1, 8, 8, generator=gen) for _ in range(4)])
     assert sum(soft).max() <= 1 + 1e-6 and min(m.min() for m in soft) >= 0
+
+
+def test_photometric_check_catches_the_wrong_flow_that_passes_the_forward_backward_check() -> None:
+    frames = moving_square_clip(3, H, W, STEP, seed=0)
+    exact = square_flows(2, 1, H, W, STEP)
+    near_strip = torch.nn.functional.max_pool2d(_strip(2).float(), 3, 1, 1) > 0  # the 3x3 average spreads it
+    assert not photometric_mismatch(frames[2], frames[1], exact)[~near_strip].any()  # right flow: inputs match
+    lazy = torch.zeros_like(exact)  # "nothing moved": consistent both ways, wrong on the square
+    assert not occlusions(lazy, lazy).any()
+    wrong = photometric_mismatch(frames[2], frames[1], lazy)
+    top, left, side = square_box(2, H, W, STEP)
+    assert wrong[..., top : top + side, left - STEP : left + side].float().mean() > 0.5
+    assert not wrong[..., : top - 1, :].any()  # the static background is right and kept
+
+
+def test_photometric_check_drops_dis_errors_on_a_running_figure_not_on_the_background() -> None:
+    frames, alphas = runner_clip(4, 64, 96, step=4.0, pan=(-1.0, 0.0), background=textured(128, 192, seed=3),
+                                 skin=textured(64, 96, seed=4).pow(2))
+    dis = DISFlow()
+    backward, forward = dis(frames[2], frames[1]), dis(frames[1], frames[2])
+    truth = torch.full_like(backward[:, :1], -4.0).where(alphas[2] > 0.5, torch.full_like(backward[:, :1], 1.0))
+    bad = (backward[:, :1] - truth).abs() > 1.0  # more than a pixel off along x
+    near = torch.nn.functional.max_pool2d(alphas[2], 9, 1, 4) > 0
+    ruder = reliability_mask(backward, forward) > 0
+    checked = ruder & ~photometric_mismatch(frames[2], frames[1], backward)
+    assert (ruder & bad & near).sum() > 50  # Ruder's masks keep many wrong pixels around the figure ...
+    assert (checked & bad & near).sum() < 0.7 * (ruder & bad & near).sum()  # ... the check drops many of them
+    assert checked[~near].float().mean() > 0.95 * ruder[~near].float().mean()  # and keeps the background

@@ -58,6 +58,16 @@ def test_out_of_frame_marks_the_pixels_whose_source_is_outside() -> None:
     assert outside[..., 7:].all() and not outside[..., :7].any()
 
 
+def test_out_of_frame_forgives_half_a_pixel_past_the_border() -> None:
+    flow = torch.zeros(1, 2, 8, 10)
+    flow[:, 0] = 0.4  # the last column samples 0.4 px past its own centre: still on that pixel
+    assert not out_of_frame(flow).any()
+    flow[:, 0] = 0.6
+    assert out_of_frame(flow)[..., 9].all() and not out_of_frame(flow)[..., :9].any()
+    flow[:, 0], flow[:, 1] = 0.0, -0.45  # the first row, upwards
+    assert not out_of_frame(flow).any() and out_of_frame(flow, tolerance=0.0)[..., 0, :].all()
+
+
 def test_warp_batches_broadcasts_one_flow_and_keeps_dtype() -> None:
     images = torch.cat([textured(24, 32, seed=s) for s in range(3)]).double()
     flows = torch.randn(3, 2, 24, 32) * 2
