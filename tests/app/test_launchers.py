@@ -58,6 +58,10 @@ def test_multi_node_ddp_is_one_slurm_task_per_gpu_and_lightning_reads_its_ranks(
         monkeypatch.setenv(key, value)
     trainer_cfg = OmegaConf.to_container(cfg.trainer, resolve=True)
     assert (trainer_cfg["strategy"], trainer_cfg["devices"], trainer_cfg["num_nodes"]) == ("ddp", 4, 2)
+    from lightning.pytorch.utilities import rank_zero_only
+
+    # The Trainer sets Lightning's process-wide rank to 5; later tests in this process run as rank 0.
+    monkeypatch.setattr(rank_zero_only, "rank", rank_zero_only.rank)
     trainer = instantiate({**trainer_cfg, "precision": "32-true", "logger": False})
     from lightning.fabric.plugins.environments import SLURMEnvironment
 
