@@ -41,7 +41,7 @@ from nst.metrics import warping_error
 from nst.tracking import start_wandb
 
 OPTIMIZER_METHODS = METHODS  # optimize.py's video.method, as the video loop defines them
-FAST_METHODS = ("fast", "fast_noise", "fast_temporal")
+FAST_METHODS = ("shipped", "fast", "fast_noise", "fast_temporal")
 #: What decided the stored ``input/`` frames; a rerun in the same folder must have the same.
 INPUT_JOB = "input_job.json"
 
@@ -131,7 +131,8 @@ class Evaluation:
             row.settings["temporal_weight"] = self.cfg.loss.temporal_weight
 
     def fast(self, name: str, folder: Path, row: MethodRow) -> None:
-        """A fast network, trained on ``fast_training.data`` (photos, never this clip), stylizing the clip."""
+        """A fast network, shipped or trained on ``fast_training.data`` (photos, never this clip), stylizing the
+        clip."""
         net = fast_network(self.cfg, name, folder, self.training_data, row, self.device)
         row.frames = str(folder / "frames")
         row.seconds_per_frame = stylize_frames(net, self.run_dir / "input", folder / "frames", self.device,

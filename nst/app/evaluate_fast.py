@@ -1,4 +1,5 @@
-"""evaluate.py's fast networks: train one with train.py's own code (or load given weights), then stylize the clip.
+"""evaluate.py's fast networks: the shipped one, given weights, or one trained with train.py's own code; then each
+stylizes the clip. A multi-style network (the shipped one) paints the evaluation's ``style=NAME``.
 
 Each network is trained as ``python train.py`` would train it, from train.yaml composed with the evaluation's
 style, VGG, seed and ``fast_training`` settings, plus the method's own ``overrides`` (its stability terms: none,
@@ -19,7 +20,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from nst.app.config import plain, style_paths
+from nst.app.config import plain, style_choice, style_paths
 from nst.app.train import train
 from nst.errors import NSTError
 from nst.evaluation.report import MethodRow
@@ -89,8 +90,14 @@ def fast_network(cfg: DictConfig, name: str, folder: Path, data: Path, row: Meth
     """The network of method ``name``: its given ``weights``, the one trained earlier in ``folder``, or a new one."""
     weights = cfg[name].get("weights")
     if weights:
-        row.settings = {"weights": str(weights)}
-        return load_weights(weights, map_location=device)
+        net = load_weights(weights, map_location=device)
+        row.settings = {"weights": Path(str(weights)).name}
+        if net.num_styles > 1:
+            row.settings["style"] = chosen_style(cfg, net)
+            return net.single_style(row.settings["style"])
+        return net
+
+
     run = folder / "train"
     overrides = training_overrides(cfg, name, run, data)
     row.settings = {"data": Path(data).name, "steps": cfg.fast_training.steps, "size": cfg.fast_training.image_size,
@@ -114,6 +121,20 @@ def fast_network(cfg: DictConfig, name: str, folder: Path, data: Path, row: Meth
     row.train_seconds = time.perf_counter() - start
     (run / TIMING).write_text(json.dumps({"seconds": row.train_seconds}) + "\n")
     return load_weights(run / TRAINED, map_location=device)
+
+
+def chosen_style(cfg: DictConfig, net: TransformerNet) -> str:
+    """The style a multi-style network paints in the evaluation: the one named by ``style=NAME``, whose painting
+    must be the image the report scores against (a network cannot paint an arbitrary ``style.image``)."""
+    choice = style_choice(cfg.style)
+    images = [p.resolve() for p in style_paths(cfg.style)]
+    paintings = {str(k): Path(str(v)).expanduser().resolve() for k, v in (plain(cfg.style.get("paintings")) or {}).items()}
+    painting = paintings.get(str(choice))
+    if not isinstance(choice, str) or painting is None or images != [painting]:
+        raise NSTError(f"the network paints {', '.join(net.styles)}; score it with style=NAME of one of them "
+                       f"(style.image={', '.join(map(str, images))} is not its painting)")
+    net.style_index(choice)  # a name the network does not paint: one error line
+    return choice
 
 
 def stylize_frames(net: TransformerNet, inputs: Path, output: Path, device: torch.device, batch: int,

@@ -39,8 +39,9 @@ def infer(cfg: DictConfig, on_frames: Callable[[int], None] | None = None,
 
     ``on_start(total frames)`` is called once the work is planned, ``on_frames(n)`` after every ``n`` frames (an
     exception it raises stops the run with no output left behind)."""
-    if OmegaConf.is_missing(cfg, "weights"):
-        raise NSTError("infer.py needs weights=PATH: the .pt file train.py exports, or a train.py checkpoints/*.ckpt")
+    if OmegaConf.is_missing(cfg, "weights") or not cfg.weights:
+        raise NSTError("infer.py needs weights=PATH: the shipped weights/six_styles.pt, the .pt file train.py "
+                       "exports, or a train.py checkpoints/*.ckpt")
     if cfg.get("export"):
         return export(cfg)
     if cfg.batch_size < 1:

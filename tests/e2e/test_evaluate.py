@@ -28,7 +28,7 @@ SMALL = [
     "fast_training.content_weight=1000", "fast_training.style_weight=4e8",
     "fast_training.overrides=['model.net.base_channels=8','model.net.num_residual=1','trainer.enable_progress_bar=false']",
 ]
-METHODS = ["naive", "temporal_init", "temporal", "consistent", "fast", "fast_noise", "fast_temporal"]
+METHODS = ["naive", "temporal_init", "temporal", "consistent", "shipped", "fast", "fast_noise", "fast_temporal"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -53,11 +53,11 @@ def clip(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def report(entry, clip, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("evaluate") / "run"
-    evaluate(entry, run, f"content={clip}")
+    evaluate(entry, run, f"content={clip}", f"methods=[{','.join(METHODS)}]")
     return run
 
 
-def test_the_default_command_reports_every_method_with_finite_numbers(report: Path) -> None:
+def test_every_method_is_reported_with_finite_numbers(report: Path) -> None:
     data = json.loads((report / "report.json").read_text())
     rows = {m["name"]: m for m in data["methods"]}
     assert list(rows) == ["input", *METHODS]
@@ -69,6 +69,9 @@ def test_the_default_command_reports_every_method_with_finite_numbers(report: Pa
         if name != "input":
             assert row["seconds_per_frame"] > 0 and Path(row["video"]).is_file()
     assert all(rows[m]["train_seconds"] > 0 for m in ("fast", "fast_noise", "fast_temporal"))
+    # the shipped network is loaded, not trained, and paints the evaluation's style (style=udnie)
+    assert rows["shipped"]["train_seconds"] is None
+    assert rows["shipped"]["settings"] == {"weights": "six_styles.pt", "style": "udnie"}
     assert data["metrics_flow"] == "farneback"  # flow=dis (the default) optimised the temporal terms
     assert all(row["warp_error_dis"] > 0 for row in rows.values())  # DIS's E_warp, the second column
     assert rows["naive"]["warp_error_to_naive"] == pytest.approx(1.0)
@@ -120,7 +123,7 @@ def test_the_grid_video_shows_every_method_with_the_input_audio(report: Path, cl
         frames = list(grid.arrays())
         assert grid.has_audio and source.has_audio and grid.fps == pytest.approx(source.fps)
     assert len(frames) == 4
-    # 8 tiles (input + 7 methods) in 3 columns and 3 rows, each at least 240 px on its long side
+    # 9 tiles (input + 8 methods) in 3 columns and 3 rows, each at least 240 px on its long side
     assert frames[0].shape[1] >= 3 * 240 and frames[0].shape[0] >= 3 * 180
     with open_video(report / "naive" / "stylized.mp4") as naive:
         assert naive.has_audio
@@ -193,3 +196,17 @@ def test_a_blend_is_scored_against_both_style_images_with_their_weights(entry, c
     assert len({only_udnie, mostly_udnie, mostly_starry}) == 3
     assert abs(mostly_udnie - mostly_starry) > 0.05 * min(mostly_udnie, mostly_starry)
     assert "udnie.jpg (0.9) + starry_night.jpg (0.1)" in (tmp_path / "sweep" / "0" / "report.md").read_text()
+
+
+def test_by_default_the_fast_row_is_the_shipped_network_and_it_paints_only_its_own_styles(
+        entry, clip: Path, tmp_path: Path) -> None:
+    assert yaml.safe_load((ROOT / "conf" / "evaluate.yaml").read_text())["methods"][-1] == "shipped"
+    run = tmp_path / "run"
+    other = ROOT / "assets" / "styles" / "starry_night.jpg"
+    evaluate(entry, run, f"content={clip}", "methods=[naive,shipped]", f"style.image={other}")
+    rows = {m["name"]: m for m in json.loads((run / "report.json").read_text())["methods"]}
+    assert rows["naive"]["status"] == "ok"  # the failing row does not stop the report
+    assert rows["shipped"]["status"] != "ok" and "score it with style=NAME" in rows["shipped"]["reason"]
+    evaluate(entry, tmp_path / "run2", f"content={clip}", "methods=[shipped]", "style=great_wave")
+    (row,) = [m for m in json.loads((tmp_path / "run2" / "report.json").read_text())["methods"] if m["name"] != "input"]
+    assert row["status"] == "ok" and row["settings"]["style"] == "great_wave"

@@ -61,7 +61,7 @@ def test_cli_one_image_and_clear_errors(tmp_path, weights, python) -> None:
     ckpt = tmp_path / "last.ckpt"
     torch.save({"state_dict": {}, "pytorch-lightning_version": "2.6"}, ckpt)
     for args, message in [
-        ([], "needs weights=PATH"),
+        (["weights=null"], "needs weights=PATH"),
         ([f"weights={tmp_path / 'missing.pt'}"], "not found"),
         ([f"weights={ckpt}"], "Lightning checkpoint"),
         ([f"weights={weights}", f"input={tmp_path / 'nope.jpg'}"], "input not found"),
