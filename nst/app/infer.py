@@ -18,18 +18,30 @@ from nst.fastnet.infer.engines import make_engine
 from nst.fastnet.infer.jobs import InferSettings, Summary, count_frames, plan_jobs, run_jobs
 from nst.fastnet.weights import load_weights
 
+#: ``export_styles``: what the export of a multi-style network keeps.
+EXPORT_STYLES = ("all", "one")
+
 
 def export(cfg: DictConfig) -> None:
-    """``export=onnx|torchscript``: write the network to ``cfg.output``, checked against PyTorch."""
-    from nst.fastnet.infer.portable import export_model
+    """``export=onnx|torchscript``: write the network to ``cfg.output``, checked against PyTorch.
 
-    net = load_weights(cfg.weights).single_style(style_choice(cfg.get("style")))
+    A multi-style network exports every style by default (``export_styles=all``: a second input ``style`` picks or
+    blends them per image, Dumoulin et al. 2017); ``export_styles=one`` folds the ``style=`` choice in, one input."""
+    from nst.fastnet.infer.portable import describe_inputs, export_model
+
+    styles = cfg.get("export_styles", "all")
+    if styles not in EXPORT_STYLES:
+        raise NSTError(f"export_styles={styles} is not one of {', '.join(EXPORT_STYLES)}; use export_styles=all "
+                       "(every style, chosen by a 'style' input) or export_styles=one (the style= choice only)")
+    net = load_weights(cfg.weights)
+    if styles == "one":
+        net = net.single_style(style_choice(cfg.get("style")))
     output = Path(cfg.output)
     if output.suffix.lower() not in (".onnx", ".pt", ".ts", ".torchscript"):
         output = output.with_suffix(".onnx" if cfg.export == "onnx" else ".pt")
     path, difference = export_model(net, output, str(cfg.export))
     check = "not checked (pip install onnxruntime)" if difference is None else f"mean |diff| {difference:.1e}"
-    print(f"wrote {path} ({cfg.export}, dynamic batch/height/width, {check} against PyTorch)")
+    print(f"wrote {path} ({cfg.export}, {describe_inputs(net)}, dynamic batch/height/width, {check} against PyTorch)")
 
 
 def infer(cfg: DictConfig, on_frames: Callable[[int], None] | None = None,

@@ -1,7 +1,9 @@
-"""One network, many styles (Dumoulin et al. 2017): conditional instance norm, training, weights files, infer."""
+"""One network, many styles (Dumoulin et al. 2017): conditional instance norm, training, weights files, infer,
+export."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+from nst.app.infer import infer
 from nst.errors import NSTError
 from nst.fastnet.transformer_net import CondInstanceNorm2d, TransformerNet
 from nst.fastnet.weights import export_weights, load_exported
@@ -130,3 +133,44 @@ def test_infer_picks_a_style_of_a_multi_style_file(tmp_path: Path) -> None:
     proc = run("style=raft_of_the_medusa", f"output={tmp_path / 'x.png'}")
     assert proc.returncode != 0 and "error: unknown style 'raft_of_the_medusa'" in proc.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def _export(make_config, tmp_path: Path, *overrides: str, blend: dict[str, float] | None = None) -> Path:
+    """Export ``_net()`` with infer.py's config (in process) to TorchScript; returns the file."""
+    weights = export_weights(_net(), tmp_path / "three.pt")
+    cfg = make_config("infer", f"weights={weights}", "export=torchscript", f"output={tmp_path / 'net.pt'}", *overrides)
+    if blend is not None:
+        cfg.style.blend = blend
+    infer(cfg)
+    return tmp_path / "net.pt"
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.load's deprecation notice
+def test_export_keeps_every_style_as_an_input(make_config, tmp_path: Path, capsys) -> None:
+    path = _export(make_config, tmp_path)  # style=udnie is the config's default: it must not be folded in
+    assert "inputs image (B,3,H,W) and style (B,3) over [udnie, great_wave, starry_night]" in capsys.readouterr().out
+    files = {"styles.json": ""}
+    loaded, net, x = torch.jit.load(str(path), _extra_files=files), _net(), torch.rand(3, 3, 27, 19)
+    assert json.loads(files["styles.json"]) == STYLES
+    with torch.no_grad():
+        for style in (torch.eye(3), torch.tensor([[0.5, 0.5, 0.0], [0.0, 1.0, 3.0], [1.0, 1.0, 1.0]])):
+            torch.testing.assert_close(loaded(x, style), net(x, style), atol=1e-5, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_export_styles_one_folds_the_style_choice_in(make_config, tmp_path: Path, capsys) -> None:
+    blend = {"great_wave": 0.25, "starry_night": 0.75}
+    path = _export(make_config, tmp_path, "export_styles=one", blend=blend)
+    assert "input image (B,3,H,W)," in capsys.readouterr().out
+    loaded, x = torch.jit.load(str(path)), torch.rand(2, 3, 27, 19)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), _net().single_style(blend)(x), atol=1e-5, rtol=0)
+        assert (loaded(x) - _net()(x, "starry_night")).abs().mean() > 1e-4  # the blend, not one of its ends
+    with pytest.raises(RuntimeError):  # one input only
+        loaded(x, torch.eye(3)[:2])
+
+
+def test_a_bad_export_styles_is_one_error(make_config, tmp_path: Path) -> None:
+    with pytest.raises(NSTError, match=r"export_styles=every is not one of all, one; use export_styles=all"):
+        _export(make_config, tmp_path, "export_styles=every")
+    assert not (tmp_path / "net.pt").exists()

@@ -1,8 +1,11 @@
 """ONNX and TorchScript exports (nst.fastnet.infer.portable): loaded back, they match PyTorch at sizes other than
-the example's, odd ones included; the ONNX file runs in onnxruntime with dynamic batch, height and width."""
+the example's, odd ones included; the ONNX file runs in onnxruntime with dynamic batch, height and width. A
+multi-style network exports with a second input, the style weights, and its style names in the file."""
 
 from __future__ import annotations
 
+import copy
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,14 +15,35 @@ import torch
 
 from nst.errors import NSTError
 from nst.fastnet.infer.engines import OrtEngine, TorchEngine
-from nst.fastnet.infer.portable import TOLERANCE, export_model
-from nst.fastnet.transformer_net import TransformerNet
+from nst.fastnet.infer.portable import TOLERANCE, check_torchscript, export_model
+from nst.fastnet.transformer_net import CondInstanceNorm2d, TransformerNet
 
 
 @pytest.fixture(scope="module")
 def net() -> TransformerNet:
     torch.manual_seed(0)
     return TransformerNet("nearest", base_channels=4, num_residual=1).eval()
+
+
+STYLES = ["udnie", "great_wave", "starry_night"]
+
+
+@pytest.fixture(scope="module")
+def multi() -> TransformerNet:
+    """Three styles, each norm's rows distinct (as training leaves them: fresh rows are all equal)."""
+    torch.manual_seed(0)
+    net = TransformerNet("nearest", base_channels=4, num_residual=1, styles=STYLES)
+    with torch.no_grad():
+        for module in net.modules():
+            if isinstance(module, CondInstanceNorm2d):
+                module.weight.normal_(1.0, 0.5)
+                module.bias.normal_(0.0, 0.5)
+    return net.eval()
+
+
+def _style_rows() -> list[torch.Tensor]:
+    """Per-image style weights for a batch of 3: each style once, and blends whose rows do not sum to 1."""
+    return [torch.eye(3), torch.tensor([[1.0, 1.0, 0.0], [0.0, 2.0, 6.0], [0.2, 0.3, 0.5]])]
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # torch.jit.load's deprecation notice
@@ -60,3 +84,49 @@ def test_export_errors_are_one_line(tmp_path: Path, net: TransformerNet) -> None
     (tmp_path / "file").write_text("")
     with pytest.raises(NSTError, match="cannot write"):
         export_model(net, tmp_path / "file" / "net.onnx", "onnx")
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_multi_style_torchscript_takes_the_style_weights_and_keeps_the_names(tmp_path: Path,
+                                                                             multi: TransformerNet) -> None:
+    path, difference = export_model(multi, tmp_path / "multi.pt", "torchscript")
+    assert difference is not None and difference <= TOLERANCE
+    files = {"styles.json": ""}
+    loaded = torch.jit.load(str(path), _extra_files=files)
+    assert json.loads(files["styles.json"]) == STYLES
+    x = torch.rand(1, 3, 41, 23).expand(3, -1, -1, -1)  # one picture in each style: the rows must matter
+    with torch.no_grad():
+        for style in _style_rows():
+            torch.testing.assert_close(loaded(x, style), multi(x, style), atol=1e-5, rtol=0)
+        one_hot = loaded(x, torch.eye(3))
+        assert (one_hot[0] - one_hot[1]).abs().mean() > 1e-3 and (one_hot[1] - one_hot[2]).abs().mean() > 1e-3
+
+
+def test_multi_style_onnx_has_two_inputs_and_the_names_in_its_metadata(tmp_path: Path,
+                                                                       multi: TransformerNet) -> None:
+    onnx = pytest.importorskip("onnx", reason="the graph and metadata are read with the onnx package")
+    path, difference = export_model(multi, tmp_path / "multi.onnx", "onnx")
+    assert difference is not None and difference <= TOLERANCE
+    model = onnx.load(str(path))
+    inputs = {i.name: [d.dim_param or d.dim_value for d in i.type.tensor_type.shape.dim] for i in model.graph.input}
+    assert inputs == {"image": ["batch", 3, "height", "width"], "style": ["batch", 3]}
+    assert {p.key: json.loads(p.value) for p in model.metadata_props} == {"styles": STYLES}
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert json.loads(session.get_modelmeta().custom_metadata_map["styles"]) == STYLES
+    x = torch.rand(3, 3, 29, 50)
+    with torch.no_grad():
+        for style in _style_rows():
+            y = session.run(None, {"image": x.numpy(), "style": style.numpy()})[0]
+            assert np.abs(y - multi(x, style).numpy()).max() < 1e-5
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_the_export_check_covers_every_style(tmp_path: Path, multi: TransformerNet) -> None:
+    path, _ = export_model(multi, tmp_path / "multi.pt", "torchscript")
+    other = copy.deepcopy(multi)  # the same network but for its last style, which a check of the first two misses
+    with torch.no_grad():
+        for module in other.modules():
+            if isinstance(module, CondInstanceNorm2d):
+                module.bias[2] += 0.5
+    with pytest.raises(NSTError, match="differs from PyTorch"):
+        check_torchscript(path, other)
