@@ -3,6 +3,10 @@ textbook baseline measured in the same run.
 
     python bench/infer_speed.py [--sizes 256x256,512x512,1280x720] [--frames 4] [--repeat 2] [--batch 4]
                                 [--engine auto] [--precision auto] [--compile] [--device auto]
+                                [--weights weights/six_styles.pt --style udnie]
+
+The network has random weights unless ``--weights`` names a file (the shipped one: its ``--style``, folded into a
+plain network as infer.py does); the architecture, and so the speed, is the same.
 
 Baseline: a plain TransformerNet forward in fp32, one frame at a time under ``torch.no_grad``, NCHW, as in
 PyTorch's fast_neural_style example (``python neural_style.py eval``); it excludes decoding and encoding.
@@ -38,6 +42,7 @@ from nst.app.device import resolve_device  # noqa: E402
 from nst.fastnet.infer.engines import make_engine  # noqa: E402
 from nst.fastnet.infer.pipeline import stylize_video  # noqa: E402
 from nst.fastnet.transformer_net import TransformerNet  # noqa: E402
+from nst.fastnet.weights import load_weights  # noqa: E402
 from nst.io.video import open_video, open_writer  # noqa: E402
 
 
@@ -65,8 +70,9 @@ def file_to_file_seconds(engine, clip: Path, out: Path, batch: int) -> tuple[flo
 
 def bench_size(args: argparse.Namespace, device: torch.device, width: int, height: int, tmp: Path) -> dict:
     torch.manual_seed(0)
-    net = TransformerNet(args.upsample).eval()
-    baseline_net = TransformerNet(args.upsample).to(device).eval()
+    net = load_weights(args.weights).single_style(args.style) if args.weights else TransformerNet(args.upsample)
+    net = net.eval()
+    baseline_net = TransformerNet(**net.model_args).to(device).eval()
     baseline_net.load_state_dict(net.state_dict())
     frames = synthetic_frames(args.frames, width, height)
     clip = tmp / f"clip_{width}x{height}.mp4"
@@ -105,11 +111,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--upsample", default="deconv", choices=["deconv", "nearest"])
+    parser.add_argument("--weights", default=None, help="a weights file (default: random weights)")
+    parser.add_argument("--style", default=None, help="the style of a multi-style --weights file")
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"torch {torch.__version__}, {name}, TransformerNet({args.upsample}, 32 channels, 5 residual blocks), "
-          f"random weights, batch {args.batch}, {args.frames} frames per clip, best of {args.repeat}")
+    weights = f"{args.weights} ({args.style or 'first style'})" if args.weights else f"{args.upsample}, random weights"
+    print(f"torch {torch.__version__}, {name}, TransformerNet (32 channels, 5 residual blocks; {weights}), "
+          f"batch {args.batch}, {args.frames} frames per clip, best of {args.repeat}")
     print(f"{'size':>10} {'baseline f/s':>13} {'model alone':>12} {'file to file':>13} {'file/base':>10} "
           f"{'setup s':>8}  engine")
     with tempfile.TemporaryDirectory() as folder:

@@ -37,13 +37,16 @@ def run_metadata(checkpoint: Path) -> dict[str, Any]:
     return meta
 
 
-def ship(checkpoint: str | Path, out: str | Path, command: str | None = None) -> Path:
-    """Write the fp16 weights file of ``checkpoint`` (a train.py ``.ckpt`` or ``.pt``) to ``out``."""
+def ship(checkpoint: str | Path, out: str | Path, command: str | None = None,
+         info: dict[str, str] | None = None) -> Path:
+    """Write the fp16 weights file of ``checkpoint`` (a train.py ``.ckpt`` or ``.pt``) to ``out``; ``info``: more
+    ``{key: text}`` for the metadata (the hardware, the wall time)."""
     checkpoint = Path(checkpoint)
     net = load_exported(checkpoint)
     meta = {"styles": list(net.styles)} | (run_metadata(checkpoint) if checkpoint.suffix == ".ckpt" else {})
     if command:
         meta["command"] = command
+    meta |= dict(info or {})
     return export_weights(net, out, dtype=torch.float16, meta=meta)
 
 
@@ -52,9 +55,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoint", help="a train.py checkpoint (.ckpt) or weights file (.pt)")
     parser.add_argument("out", help="the weights file to write, e.g. weights/six_styles.pt")
     parser.add_argument("--command", help="the training command, stored in the file's metadata")
+    parser.add_argument("--info", action="append", default=[], metavar="KEY=TEXT",
+                        help="more metadata, e.g. --info hardware='2-core CPU' --info wall_time='2 h' (repeatable)")
     args = parser.parse_args(argv)
+    bad = [item for item in args.info if "=" not in item]
+    if bad:
+        print(f"error: --info {bad[0]!r} is not KEY=TEXT", file=sys.stderr)
+        return 1
     try:
-        path = ship(args.checkpoint, args.out, args.command)
+        path = ship(args.checkpoint, args.out, args.command, dict(item.split("=", 1) for item in args.info))
     except NSTError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -42,6 +42,12 @@ def test_shipping_a_checkpoint_records_its_run(tmp_path: Path, capsys: pytest.Ca
     meta = read_meta(tmp_path / "one.pt")
     assert meta == {"styles": [], "steps": 1234, "encoder": "vgg16:hed", "data": "photos", "image_size": 192,
                     "batch_size": 4, "precision": "bf16-mixed"}  # fmt: skip
+    assert main([str(run / "checkpoints" / "last.ckpt"), str(tmp_path / "two.pt"), "--command", "python train.py",
+                 "--info", "hardware=2-core CPU", "--info", "wall_time=1 h 50 min"]) == 0
+    assert read_meta(tmp_path / "two.pt") == meta | {"command": "python train.py", "hardware": "2-core CPU",
+                                                     "wall_time": "1 h 50 min"}
+    assert main([str(run / "checkpoints" / "last.ckpt"), str(tmp_path / "three.pt"), "--info", "hardware"]) == 1
+    assert "is not KEY=TEXT" in capsys.readouterr().err and not (tmp_path / "three.pt").exists()
     assert main([str(tmp_path / "missing.ckpt"), str(tmp_path / "x.pt")]) == 1
     assert capsys.readouterr().err.startswith("error: weights file not found")
     assert not (tmp_path / "x.pt").exists()
