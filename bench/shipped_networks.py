@@ -11,8 +11,8 @@ network was trained with (``vgg=hed16`` features unless ``--vgg`` says otherwise
   over the photo's own Gram distance to it; target at most 0.5;
 * **content change**: the relu4_2 change of the stylized photo over the photo's own relu4_2 energy (mean square);
   target below 1 (the content stays recognisable);
-* **E_warp ratio**: on the clip (not in the training data), E_warp of the stylized frames over the input's own,
-  with Farneback flows; target at most 1.3.
+* **E_warp ratio**: for every style, on the clip (not in the training data), E_warp of the stylized frames over the
+  input's own, with Farneback flows; target at most 1.3.
 
 The baseline of each ratio is the input measured in the same run: the photo for the style and content, the
 clip for E_warp. Speed is ``bench/infer_speed.py --weights ...``.
@@ -74,20 +74,23 @@ def style_scores(net, photos: torch.Tensor, vgg: str) -> dict[str, dict[str, flo
 
 
 @torch.no_grad()
-def consistency(net, clip: Path, size: int, frames: int) -> dict[str, float]:  # noqa: ANN001
-    """E_warp of the first style on the clip, over the clip's own (Farneback flows)."""
+def consistency(net, clip: Path, size: int, frames: int) -> dict[str, dict[str, float]]:  # noqa: ANN001
+    """Per style: E_warp of the stylized clip over the clip's own (Farneback flows)."""
     with open_video(clip, max_frames=frames) as reader:
         inputs = [frame for frame in reader]
     scale = size / max(inputs[0].shape[-2:])
     hw = [round(s * scale) for s in inputs[0].shape[-2:]]
     inputs = [torch.nn.functional.interpolate(f, size=hw, mode="bilinear", antialias=True).clamp(0, 1) for f in inputs]
-    painted = net.single_style(net.styles[0] if net.styles else None)
-    outputs = [painted(f).float().clamp(0, 1) for f in inputs]
     e_in = warping_error(inputs, estimator=FarnebackFlow()).mean
-    e_out = warping_error(inputs, outputs, estimator=FarnebackFlow()).mean
-    print(f"E_warp at {hw[1]}x{hw[0]}, {len(inputs)} frames, farneback: input {e_in:.3e}, output {e_out:.3e}, "
-          f"ratio {e_out / e_in:.2f}", flush=True)  # fmt: skip
-    return {"warp_error_input": e_in, "warp_error_output": e_out, "ratio": e_out / e_in}
+    print(f"E_warp at {hw[1]}x{hw[0]}, {len(inputs)} frames, farneback: input {e_in:.3e}", flush=True)
+    scores = {}
+    for name in net.styles or [None]:
+        painted = net.single_style(name)
+        outputs = [painted(f).float().clamp(0, 1) for f in inputs]
+        e_out = warping_error(inputs, outputs, estimator=FarnebackFlow()).mean
+        scores[name or "style"] = {"warp_error_input": e_in, "warp_error_output": e_out, "ratio": e_out / e_in}
+        print(f"{name or 'style':<20} E_warp {e_out:.3e}, ratio {e_out / e_in:.2f}", flush=True)
+    return scores
 
 
 def main() -> int:

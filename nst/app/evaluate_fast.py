@@ -96,8 +96,6 @@ def fast_network(cfg: DictConfig, name: str, folder: Path, data: Path, row: Meth
             row.settings["style"] = chosen_style(cfg, net)
             return net.single_style(row.settings["style"])
         return net
-
-
     run = folder / "train"
     overrides = training_overrides(cfg, name, run, data)
     row.settings = {"data": Path(data).name, "steps": cfg.fast_training.steps, "size": cfg.fast_training.image_size,
@@ -128,7 +126,8 @@ def chosen_style(cfg: DictConfig, net: TransformerNet) -> str:
     must be the image the report scores against (a network cannot paint an arbitrary ``style.image``)."""
     choice = style_choice(cfg.style)
     images = [p.resolve() for p in style_paths(cfg.style)]
-    paintings = {str(k): Path(str(v)).expanduser().resolve() for k, v in (plain(cfg.style.get("paintings")) or {}).items()}
+    named = plain(cfg.style.get("paintings")) or {}
+    paintings = {str(k): Path(str(v)).expanduser().resolve() for k, v in named.items()}
     painting = paintings.get(str(choice))
     if not isinstance(choice, str) or painting is None or images != [painting]:
         raise NSTError(f"the network paints {', '.join(net.styles)}; score it with style=NAME of one of them "

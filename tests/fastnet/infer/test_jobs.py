@@ -50,7 +50,8 @@ def test_stylize_files_keeps_sizes_and_names(tmp_path, weights) -> None:
 def test_cli_one_image_and_clear_errors(tmp_path, weights, python) -> None:
     out = tmp_path / "cat.png"
     run = subprocess.run(
-        [python, str(ROOT / "infer.py"), f"weights={weights}", f"output={out}", "max_size=64",
+        [python, str(ROOT / "infer.py"), f"weights={weights}", f"input={ROOT / 'assets' / 'content' / 'chelsea.jpg'}",
+         f"output={out}", "max_size=64",
          f"hydra.run.dir={tmp_path / 'run'}"],
         capture_output=True, text=True, cwd=tmp_path,
     )
