@@ -145,6 +145,37 @@ def runner_clip(
     return frames, alphas
 
 
+def runner_true_flows(
+    alphas: list[torch.Tensor], step: float = 3.0, pan: tuple[float, float] = (-1.0, 0.0), zoom: float = 1.0
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """The exact backward flow of :func:`runner_clip` (same ``step``, ``pan``, ``zoom``) for t = 1 .. n-1, and
+    where it holds: ``(flow (1, 2, H, W) from t to t-1, valid (1, 1, H, W) float)``.
+
+    The figure's skin moves with its hip, ``step`` px right per frame; the background is the camera's window. A
+    pixel is valid where it and its source at t-1 are both fully figure or both fully background (not uncovered,
+    not an anti-aliased edge) and the source is inside the frame. E_warp under this flow is free of any
+    estimator's error, which on a fast, textured figure dominates an estimated flow's E_warp.
+    """
+    _, _, h, w = alphas[0].shape
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    cy, cx = (h - 1) / 2, (w - 1) / 2
+    result = []
+    for t in range(1, len(alphas)):
+        # background: frame t's pixel x sees the point frame t-1 showed at cx + (x - cx) / zoom + zoom**(t-1) * pan
+        back = torch.stack((cx + (xs - cx) / zoom + zoom ** (t - 1) * pan[0] - xs,
+                            cy + (ys - cy) / zoom + zoom ** (t - 1) * pan[1] - ys))[None]
+        figure = (alphas[t] > 0.5).float()
+        skin = torch.zeros_like(back)
+        skin[:, 0] = -step
+        flow = figure * skin + (1 - figure) * back
+        source = warp(alphas[t - 1], flow)
+        sx, sy = xs + flow[0, 0], ys + flow[0, 1]
+        inside = ((sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1))[None, None]
+        solid = (alphas[t] < 0.02) | (alphas[t] > 0.98)
+        same = ((alphas[t] > 0.5) & (source > 0.98)) | ((alphas[t] < 0.5) & (source < 0.02))
+        result.append((flow, (inside & solid & same).float()))
+    return result
+
 
 # --- what the clip tests measure on stylized frames ---
 
