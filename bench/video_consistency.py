@@ -54,6 +54,7 @@ from nst.losses import StyleTransferCriterion  # noqa: E402
 from nst.metrics import flow_and_mask, frame_warping_error, warping_error  # noqa: E402
 from tests.clips import (  # noqa: E402
     content_change,
+    flows_warping_error,
     panning_clip,
     runner_clip,
     runner_true_flows,
@@ -93,24 +94,15 @@ def run_method(method: str, folder: Path, crit, style, size, args, overrides) ->
     return list(store.output_frames())
 
 
-def split_warping_error(frames, outputs, regions, true_flows=None) -> tuple[float, float]:
-    """Mean E_warp on the figure (``regions``) and on the rest of the frame, each on its own pixels: with Farneback
-    flow and its reliability mask, or with ``true_flows`` (:func:`tests.clips.runner_true_flows`)."""
+def split_warping_error(outputs, regions, flows) -> tuple[float, float]:
+    """Mean E_warp on the figure (``regions``) and on the rest of the frame, each on its own pixels, under
+    ``flows`` ((flow, mask) per frame after the first: Farneback's with its reliability mask, or the true ones)."""
     inside, outside = [], []
-    estimator = FarnebackFlow()
-    for t in range(1, len(frames)):
-        flow, mask = true_flows[t - 1] if true_flows else flow_and_mask(frames[t - 1], frames[t], estimator)
+    for t, (flow, mask) in enumerate(flows, 1):
         region = (regions[t] > 0.5).float()
         inside.append(float(frame_warping_error(outputs[t - 1], outputs[t], flow, mask * region)[0]))
         outside.append(float(frame_warping_error(outputs[t - 1], outputs[t], flow, mask * (1 - region))[0]))
     return sum(inside) / len(inside), sum(outside) / len(outside)
-
-
-def true_warping_error(outputs, true_flows) -> float:
-    """Mean E_warp over all valid pixels under the clip's exact flow."""
-    errors = [float(frame_warping_error(outputs[t - 1], outputs[t], flow, valid)[0])
-              for t, (flow, valid) in enumerate(true_flows, 1)]
-    return sum(errors) / len(errors)
 
 
 def main() -> None:
@@ -168,10 +160,11 @@ def main() -> None:
     e_in = warping_error(iter(frames), None, FarnebackFlow()).mean
     print(f"input: E_warp farneback {e_in:.3g} (the floor this flow allows)")
     if regions:
-        on, off = split_warping_error(frames, frames, regions)
+        farneback = [flow_and_mask(frames[t - 1], frames[t], FarnebackFlow()) for t in range(1, len(frames))]
+        on, off = split_warping_error(frames, regions, farneback)
         print(f"  E_warp farneback on the figure {on:.3g}, elsewhere {off:.3g}")
-        on, off = split_warping_error(frames, frames, regions, true_flows)
-        print(f"  E_warp true motion {true_warping_error(frames, true_flows):.3g}: on the figure {on:.3g}, "
+        on, off = split_warping_error(frames, regions, true_flows)
+        print(f"  E_warp true motion {flows_warping_error(frames, true_flows):.3g}: on the figure {on:.3g}, "
               f"elsewhere {off:.3g}")
     for method, outs in outputs.items():
         change = [content_change(encoder, o, x, None) for o, x in zip(outs, frames, strict=True)]
@@ -183,11 +176,11 @@ def main() -> None:
         print(f"\n{method}: E_warp farneback {e_far:.3g} ({e_far / ref['far']:.2f}x), dis {e_dis:.3g} "
               f"({e_dis / ref['dis']:.2f}x); saturated mean {sum(sat) / len(sat):.4f}")
         if regions:
-            on, off = split_warping_error(frames, outs, regions)
+            on, off = split_warping_error(outs, regions, farneback)
             print(f"  E_warp farneback on the figure {on:.3g}, elsewhere {off:.3g}")
-            e_true = true_warping_error(outs, true_flows)
+            e_true = flows_warping_error(outs, true_flows)
             ref.setdefault("true", e_true)
-            on, off = split_warping_error(frames, outs, regions, true_flows)
+            on, off = split_warping_error(outs, regions, true_flows)
             print(f"  E_warp true motion {e_true:.3g} ({e_true / ref['true']:.2f}x): on the figure {on:.3g}, "
                   f"elsewhere {off:.3g}")
         print("  content change ", " ".join(f"{c:.3f}" for c in change))

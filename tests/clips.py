@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from nst.flow import warp
+from nst.metrics import frame_warping_error
 
 
 def textured(h: int, w: int, seed: int = 0) -> torch.Tensor:
@@ -175,6 +176,14 @@ def runner_true_flows(
         same = ((alphas[t] > 0.5) & (source > 0.98)) | ((alphas[t] < 0.5) & (source < 0.02))
         result.append((flow, (inside & solid & same).float()))
     return result
+
+
+def flows_warping_error(frames: list[torch.Tensor], flows: list[tuple[torch.Tensor, torch.Tensor]]) -> float:
+    """Mean E_warp (:func:`nst.metrics.frame_warping_error`) of ``frames`` under given ``(flow, mask)`` pairs, one
+    per frame after the first: e.g. :func:`runner_true_flows`."""
+    errors = [float(frame_warping_error(frames[t - 1], frames[t], flow, mask)[0])
+              for t, (flow, mask) in enumerate(flows, 1)]
+    return sum(errors) / len(errors)
 
 
 # --- what the clip tests measure on stylized frames ---

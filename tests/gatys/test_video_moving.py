@@ -27,8 +27,15 @@ from nst.gatys.video_store import InputFrames, PassFolders
 from nst.io.frames import FrameFolderWriter
 from nst.io.image import load_input
 from nst.io.video import open_video
-from nst.metrics import flow_and_mask, frame_warping_error, warping_error
-from tests.clips import content_change, runner_clip, runner_true_flows, saturated_fraction, textured
+from nst.metrics import warping_error
+from tests.clips import (
+    content_change,
+    flows_warping_error,
+    runner_clip,
+    runner_true_flows,
+    saturated_fraction,
+    textured,
+)
 from tests.gatys.conftest import ASSETS
 from tests.helpers import compose_config
 
@@ -116,32 +123,26 @@ def test_consistent_beats_naive_under_a_flow_it_did_not_use(runs) -> None:
     assert error["consistent"] <= 0.6 * error["naive"]
 
 
-def true_motion_error(frames: list[torch.Tensor], flows) -> float:
-    return sum(float(frame_warping_error(frames[t - 1], frames[t], flow, valid)[0])
-               for t, (flow, valid) in enumerate(flows, 1)) / len(flows)
+@pytest.fixture(scope="module")
+def true_flows(figure) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return runner_true_flows(figure[1], STEP, PAN, ZOOM)
 
 
-def test_the_true_flows_carry_each_frame_onto_the_next_where_estimated_flows_fail(figure) -> None:
-    frames, alphas = figure
-    flows = runner_true_flows(alphas, STEP, PAN, ZOOM)
-    assert len(flows) == FRAMES - 1 and all(v.mean() > 0.8 for _, v in flows)  # most pixels are scored
+def test_the_true_flows_carry_each_frame_onto_the_next_where_estimated_flows_fail(figure, true_flows) -> None:
+    frames, _ = figure
+    assert len(true_flows) == FRAMES - 1 and all(v.mean() > 0.8 for _, v in true_flows)  # most pixels are scored
     # with a whole-pixel pan the ground the figure uncovers is known exactly: background now, figure where it was
     _, still = runner_clip(2, H, W, step=STEP, pan=(-1.0, 0.0))
     uncovered = (still[1] < 0.02) & (torch.roll(still[0], 1, dims=-1) > 0.98)
     valid = runner_true_flows(still, STEP, (-1.0, 0.0))[0][1].bool()
     assert uncovered.any() and not (valid & uncovered).any() and valid[still[1] < 0.02].float().mean() > 0.9
-    true = true_motion_error(frames, flows)
-    estimated = []
-    for t in range(1, FRAMES):
-        flow, mask = flow_and_mask(frames[t - 1], frames[t], FarnebackFlow())
-        estimated.append(float(frame_warping_error(frames[t - 1], frames[t], flow, mask)[0]))
-    print("input E_warp: true motion", true, "farneback", sum(estimated) / len(estimated))
-    assert true < 0.1 * sum(estimated) / len(estimated)
+    true = flows_warping_error(frames, true_flows)
+    estimated = warping_error(iter(frames), None, FarnebackFlow()).mean
+    print("input E_warp: true motion", true, "farneback", estimated)
+    assert true < 0.1 * estimated
 
 
-def test_consistent_beats_naive_under_the_true_motion(runs, figure) -> None:
-    _, alphas = figure
-    flows = runner_true_flows(alphas, STEP, PAN, ZOOM)
-    error = {method: true_motion_error(outs, flows) for method, (outs, _) in runs.items()}
+def test_consistent_beats_naive_under_the_true_motion(runs, true_flows) -> None:
+    error = {method: flows_warping_error(outs, true_flows) for method, (outs, _) in runs.items()}
     print(error)
     assert error["consistent"] <= 0.6 * error["naive"]
